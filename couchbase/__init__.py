@@ -1,0 +1,64 @@
+"""couchbase-lcb: a fast Couchbase client, a Cython binding of libcouchbase 3.3
+with the API of the original ``couchbase`` 0.9 Python client.
+
+    from couchbase import Couchbase
+    cb = Couchbase.connect(bucket='default', password='')
+    cb.set('key', {'hello': 'world'})
+    cb.get('key')
+"""
+
+__version__ = "0.1.0"
+
+# Value formats, carried in the flags field (as in the 0.9 client).
+FMT_JSON = 0x0
+FMT_PICKLE = 0x1
+FMT_PLAIN = 0x2
+
+__all__ = [
+    "Couchbase",
+    "Connection",
+    "FMT_JSON",
+    "FMT_PICKLE",
+    "FMT_PLAIN",
+    "Result",
+    "set_json_converters",
+    "__version__",
+]
+
+
+class Couchbase:
+    """The entry point of the 0.9 API: ``Couchbase.connect(...)``."""
+
+    @staticmethod
+    def connect(host="localhost", port=8091, username=None, password=None, bucket=None,
+                quiet=False, **options):
+        """Connect to a bucket and return a :class:`couchbase.libcouchbase.Connection`.
+
+        ``password`` and ``bucket`` are required (ArgumentError otherwise);
+        ``username`` defaults to the bucket name. ``port`` is the management
+        (HTTP) port. Raises BucketNotFoundError for a missing bucket, AuthError
+        for wrong credentials and ConnectError when the cluster cannot be
+        reached. Keyword options are those of Connection (``timeout``,
+        ``connect_timeout``, ``connection_string``, ``default_format``, ...).
+
+        Example::
+
+            cb = Couchbase.connect(password='secret', bucket='protected')
+        """
+        from couchbase._lcb import Connection
+
+        return Connection(host, port, username, password, bucket, quiet, **options)
+
+
+def __getattr__(name):
+    # The compiled module is imported on first use, so that pure-Python parts
+    # (couchbase.mock, couchbase.exceptions) import without it.
+    if name in ("Connection", "set_json_converters"):
+        from couchbase import _lcb
+
+        return getattr(_lcb, name)
+    if name == "Result":
+        from couchbase.result import Result
+
+        return Result
+    raise AttributeError(f"module 'couchbase' has no attribute {name!r}")

@@ -1,0 +1,254 @@
+# Declarations of the parts of libcouchbase's C API that the binding uses.
+# One extern block per header, C spellings kept; opaque types stay opaque.
+# Every function is callable without the GIL (the headers are plain C).
+
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+
+cdef extern from "libcouchbase/couchbase.h" nogil:
+    ctypedef int lcb_STATUS
+    ctypedef struct lcb_INSTANCE:
+        pass
+    ctypedef struct lcb_CREATEOPTS:
+        pass
+    ctypedef void lcb_RESPBASE
+    ctypedef void (*lcb_RESPCALLBACK)(lcb_INSTANCE *instance, int cbtype,
+                                      const lcb_RESPBASE *resp) noexcept nogil
+
+    ctypedef enum lcb_INSTANCE_TYPE:
+        LCB_TYPE_BUCKET
+        LCB_TYPE_CLUSTER
+
+    ctypedef enum lcb_CALLBACK_TYPE:
+        LCB_CALLBACK_DEFAULT
+        LCB_CALLBACK_GET
+        LCB_CALLBACK_STORE
+        LCB_CALLBACK_COUNTER
+        LCB_CALLBACK_TOUCH
+        LCB_CALLBACK_REMOVE
+        LCB_CALLBACK_UNLOCK
+        LCB_CALLBACK_STATS
+
+    ctypedef enum lcb_WAITFLAGS:
+        LCB_WAIT_DEFAULT
+        LCB_WAIT_NOCHECK
+
+    ctypedef enum lcb_STORE_OPERATION:
+        LCB_STORE_UPSERT
+        LCB_STORE_INSERT
+        LCB_STORE_REPLACE
+        LCB_STORE_APPEND
+        LCB_STORE_PREPEND
+
+    ctypedef struct lcb_io_opt_st:
+        pass
+    ctypedef lcb_io_opt_st *lcb_io_opt_t
+
+    ctypedef struct lcb_LOGGER:
+        pass
+
+    # instance lifecycle
+    lcb_STATUS lcb_createopts_create(lcb_CREATEOPTS **options, lcb_INSTANCE_TYPE type)
+    lcb_STATUS lcb_createopts_destroy(lcb_CREATEOPTS *options)
+    lcb_STATUS lcb_createopts_connstr(lcb_CREATEOPTS *options, const char *connstr, size_t connstr_len)
+    lcb_STATUS lcb_createopts_bucket(lcb_CREATEOPTS *options, const char *bucket, size_t bucket_len)
+    lcb_STATUS lcb_createopts_credentials(lcb_CREATEOPTS *options, const char *username, size_t username_len,
+                                          const char *password, size_t password_len)
+    lcb_STATUS lcb_createopts_io(lcb_CREATEOPTS *options, lcb_io_opt_st *io)
+    lcb_STATUS lcb_createopts_logger(lcb_CREATEOPTS *options, const lcb_LOGGER *logger)
+    lcb_STATUS lcb_create(lcb_INSTANCE **instance, const lcb_CREATEOPTS *options)
+    lcb_STATUS lcb_connect(lcb_INSTANCE *instance)
+    lcb_STATUS lcb_get_bootstrap_status(lcb_INSTANCE *instance)
+    lcb_STATUS lcb_wait(lcb_INSTANCE *instance, lcb_WAITFLAGS flags)
+    void lcb_destroy(lcb_INSTANCE *instance)
+    lcb_RESPCALLBACK lcb_install_callback(lcb_INSTANCE *instance, int cbtype, lcb_RESPCALLBACK cb)
+    void lcb_sched_enter(lcb_INSTANCE *instance)
+    void lcb_sched_leave(lcb_INSTANCE *instance)
+    void lcb_sched_fail(lcb_INSTANCE *instance)
+    const char *lcb_get_version(uint32_t *version)
+
+    # get (also get-and-touch and get-and-lock)
+    ctypedef struct lcb_RESPGET:
+        pass
+    ctypedef struct lcb_CMDGET:
+        pass
+    lcb_STATUS lcb_respget_status(const lcb_RESPGET *resp)
+    lcb_STATUS lcb_respget_cookie(const lcb_RESPGET *resp, void **cookie)
+    lcb_STATUS lcb_respget_cas(const lcb_RESPGET *resp, uint64_t *cas)
+    lcb_STATUS lcb_respget_datatype(const lcb_RESPGET *resp, uint8_t *datatype)
+    lcb_STATUS lcb_respget_flags(const lcb_RESPGET *resp, uint32_t *flags)
+    lcb_STATUS lcb_respget_value(const lcb_RESPGET *resp, const char **value, size_t *value_len)
+    lcb_STATUS lcb_cmdget_create(lcb_CMDGET **cmd)
+    lcb_STATUS lcb_cmdget_destroy(lcb_CMDGET *cmd)
+    lcb_STATUS lcb_cmdget_key(lcb_CMDGET *cmd, const char *key, size_t key_len)
+    lcb_STATUS lcb_cmdget_expiry(lcb_CMDGET *cmd, uint32_t expiration)
+    lcb_STATUS lcb_cmdget_locktime(lcb_CMDGET *cmd, uint32_t duration)
+    lcb_STATUS lcb_get(lcb_INSTANCE *instance, void *cookie, const lcb_CMDGET *cmd)
+
+    # store: set/add/replace/append/prepend
+    ctypedef struct lcb_RESPSTORE:
+        pass
+    ctypedef struct lcb_CMDSTORE:
+        pass
+    lcb_STATUS lcb_respstore_status(const lcb_RESPSTORE *resp)
+    lcb_STATUS lcb_respstore_cookie(const lcb_RESPSTORE *resp, void **cookie)
+    lcb_STATUS lcb_respstore_cas(const lcb_RESPSTORE *resp, uint64_t *cas)
+    lcb_STATUS lcb_cmdstore_create(lcb_CMDSTORE **cmd, lcb_STORE_OPERATION operation)
+    lcb_STATUS lcb_cmdstore_destroy(lcb_CMDSTORE *cmd)
+    lcb_STATUS lcb_cmdstore_key(lcb_CMDSTORE *cmd, const char *key, size_t key_len)
+    lcb_STATUS lcb_cmdstore_value(lcb_CMDSTORE *cmd, const char *value, size_t value_len)
+    lcb_STATUS lcb_cmdstore_expiry(lcb_CMDSTORE *cmd, uint32_t expiration)
+    lcb_STATUS lcb_cmdstore_cas(lcb_CMDSTORE *cmd, uint64_t cas)
+    lcb_STATUS lcb_cmdstore_flags(lcb_CMDSTORE *cmd, uint32_t flags)
+    lcb_STATUS lcb_cmdstore_datatype(lcb_CMDSTORE *cmd, uint8_t datatype)
+    lcb_STATUS lcb_store(lcb_INSTANCE *instance, void *cookie, const lcb_CMDSTORE *cmd)
+
+    # remove
+    ctypedef struct lcb_RESPREMOVE:
+        pass
+    ctypedef struct lcb_CMDREMOVE:
+        pass
+    lcb_STATUS lcb_respremove_status(const lcb_RESPREMOVE *resp)
+    lcb_STATUS lcb_respremove_cookie(const lcb_RESPREMOVE *resp, void **cookie)
+    lcb_STATUS lcb_respremove_cas(const lcb_RESPREMOVE *resp, uint64_t *cas)
+    lcb_STATUS lcb_cmdremove_create(lcb_CMDREMOVE **cmd)
+    lcb_STATUS lcb_cmdremove_destroy(lcb_CMDREMOVE *cmd)
+    lcb_STATUS lcb_cmdremove_key(lcb_CMDREMOVE *cmd, const char *key, size_t key_len)
+    lcb_STATUS lcb_cmdremove_cas(lcb_CMDREMOVE *cmd, uint64_t cas)
+    lcb_STATUS lcb_remove(lcb_INSTANCE *instance, void *cookie, const lcb_CMDREMOVE *cmd)
+
+    # counter: incr/decr
+    ctypedef struct lcb_RESPCOUNTER:
+        pass
+    ctypedef struct lcb_CMDCOUNTER:
+        pass
+    lcb_STATUS lcb_respcounter_status(const lcb_RESPCOUNTER *resp)
+    lcb_STATUS lcb_respcounter_cookie(const lcb_RESPCOUNTER *resp, void **cookie)
+    lcb_STATUS lcb_respcounter_cas(const lcb_RESPCOUNTER *resp, uint64_t *cas)
+    lcb_STATUS lcb_respcounter_value(const lcb_RESPCOUNTER *resp, uint64_t *value)
+    lcb_STATUS lcb_cmdcounter_create(lcb_CMDCOUNTER **cmd)
+    lcb_STATUS lcb_cmdcounter_destroy(lcb_CMDCOUNTER *cmd)
+    lcb_STATUS lcb_cmdcounter_key(lcb_CMDCOUNTER *cmd, const char *key, size_t key_len)
+    lcb_STATUS lcb_cmdcounter_expiry(lcb_CMDCOUNTER *cmd, uint32_t expiration)
+    lcb_STATUS lcb_cmdcounter_delta(lcb_CMDCOUNTER *cmd, int64_t number)
+    lcb_STATUS lcb_cmdcounter_initial(lcb_CMDCOUNTER *cmd, uint64_t number)
+    lcb_STATUS lcb_counter(lcb_INSTANCE *instance, void *cookie, const lcb_CMDCOUNTER *cmd)
+
+    # touch
+    ctypedef struct lcb_RESPTOUCH:
+        pass
+    ctypedef struct lcb_CMDTOUCH:
+        pass
+    lcb_STATUS lcb_resptouch_status(const lcb_RESPTOUCH *resp)
+    lcb_STATUS lcb_resptouch_cookie(const lcb_RESPTOUCH *resp, void **cookie)
+    lcb_STATUS lcb_resptouch_cas(const lcb_RESPTOUCH *resp, uint64_t *cas)
+    lcb_STATUS lcb_cmdtouch_create(lcb_CMDTOUCH **cmd)
+    lcb_STATUS lcb_cmdtouch_destroy(lcb_CMDTOUCH *cmd)
+    lcb_STATUS lcb_cmdtouch_key(lcb_CMDTOUCH *cmd, const char *key, size_t key_len)
+    lcb_STATUS lcb_cmdtouch_expiry(lcb_CMDTOUCH *cmd, uint32_t expiration)
+    lcb_STATUS lcb_touch(lcb_INSTANCE *instance, void *cookie, const lcb_CMDTOUCH *cmd)
+
+    # unlock
+    ctypedef struct lcb_RESPUNLOCK:
+        pass
+    ctypedef struct lcb_CMDUNLOCK:
+        pass
+    lcb_STATUS lcb_respunlock_status(const lcb_RESPUNLOCK *resp)
+    lcb_STATUS lcb_respunlock_cookie(const lcb_RESPUNLOCK *resp, void **cookie)
+    lcb_STATUS lcb_respunlock_cas(const lcb_RESPUNLOCK *resp, uint64_t *cas)
+    lcb_STATUS lcb_cmdunlock_create(lcb_CMDUNLOCK **cmd)
+    lcb_STATUS lcb_cmdunlock_destroy(lcb_CMDUNLOCK *cmd)
+    lcb_STATUS lcb_cmdunlock_key(lcb_CMDUNLOCK *cmd, const char *key, size_t key_len)
+    lcb_STATUS lcb_cmdunlock_cas(lcb_CMDUNLOCK *cmd, uint64_t cas)
+    lcb_STATUS lcb_unlock(lcb_INSTANCE *instance, void *cookie, const lcb_CMDUNLOCK *cmd)
+
+
+cdef extern from "libcouchbase/couchbase.h" nogil:
+    # Stats are exported by the library (LIBCOUCHBASE_API) but declared only in
+    # its private src/internal.h, so their prototypes are spelled out here.
+    """
+    typedef struct lcb_CMDSTATS_ lcb_CMDSTATS;
+    typedef struct lcb_RESPSTATS_ lcb_RESPSTATS;
+    LIBCOUCHBASE_API lcb_STATUS lcb_cmdstats_create(lcb_CMDSTATS **cmd);
+    LIBCOUCHBASE_API lcb_STATUS lcb_cmdstats_destroy(lcb_CMDSTATS *cmd);
+    LIBCOUCHBASE_API lcb_STATUS lcb_cmdstats_key(lcb_CMDSTATS *cmd, const char *key, size_t key_len);
+    LIBCOUCHBASE_API lcb_STATUS lcb_stats(lcb_INSTANCE *instance, void *cookie, const lcb_CMDSTATS *cmd);
+    LIBCOUCHBASE_API lcb_STATUS lcb_respstats_status(const lcb_RESPSTATS *resp);
+    LIBCOUCHBASE_API lcb_STATUS lcb_respstats_cookie(const lcb_RESPSTATS *resp, void **cookie);
+    LIBCOUCHBASE_API lcb_STATUS lcb_respstats_key(const lcb_RESPSTATS *resp, const char **key, size_t *key_len);
+    LIBCOUCHBASE_API lcb_STATUS lcb_respstats_value(const lcb_RESPSTATS *resp, const char **value,
+                                                    size_t *value_len);
+    LIBCOUCHBASE_API lcb_STATUS lcb_respstats_server(const lcb_RESPSTATS *resp, const char **server,
+                                                     size_t *server_len);
+    """
+    ctypedef struct lcb_CMDSTATS:
+        pass
+    ctypedef struct lcb_RESPSTATS:
+        pass
+    lcb_STATUS lcb_cmdstats_create(lcb_CMDSTATS **cmd)
+    lcb_STATUS lcb_cmdstats_destroy(lcb_CMDSTATS *cmd)
+    lcb_STATUS lcb_cmdstats_key(lcb_CMDSTATS *cmd, const char *key, size_t key_len)
+    lcb_STATUS lcb_stats(lcb_INSTANCE *instance, void *cookie, const lcb_CMDSTATS *cmd)
+    lcb_STATUS lcb_respstats_status(const lcb_RESPSTATS *resp)
+    lcb_STATUS lcb_respstats_cookie(const lcb_RESPSTATS *resp, void **cookie)
+    lcb_STATUS lcb_respstats_key(const lcb_RESPSTATS *resp, const char **key, size_t *key_len)
+    lcb_STATUS lcb_respstats_value(const lcb_RESPSTATS *resp, const char **value, size_t *value_len)
+    lcb_STATUS lcb_respstats_server(const lcb_RESPSTATS *resp, const char **server, size_t *server_len)
+
+
+cdef extern from "libcouchbase/error.h" nogil:
+    lcb_STATUS LCB_SUCCESS
+    lcb_STATUS LCB_ERR_DOCUMENT_NOT_FOUND
+    lcb_STATUS LCB_ERR_NO_MEMORY
+    const char *lcb_strerror_short(lcb_STATUS error)
+    const char *lcb_strerror_long(lcb_STATUS error)
+
+
+cdef extern from "libcouchbase/cntl.h" nogil:
+    lcb_STATUS lcb_cntl_string(lcb_INSTANCE *instance, const char *key, const char *value)
+
+
+cdef extern from "libcouchbase/iops.h" nogil:
+    # The creation options are a struct holding an anonymous union; a small C
+    # helper fills it so Cython need not name that union.
+    """
+    #include <string.h>
+    static lcb_STATUS lcbpy_create_select_io(lcb_io_opt_t *io)
+    {
+        struct lcb_create_io_ops_st options;
+        memset(&options, 0, sizeof(options));
+        options.version = 0;
+        options.v.v0.type = LCB_IO_OPS_SELECT;
+        return lcb_create_io_ops(io, &options);
+    }
+    """
+    lcb_STATUS lcbpy_create_select_io(lcb_io_opt_t *io)
+    lcb_STATUS lcb_destroy_io_ops(lcb_io_opt_t op)
+
+
+cdef extern from "<stdarg.h>" nogil:
+    ctypedef struct va_list:
+        pass
+
+
+cdef extern from "<stdio.h>" nogil:
+    int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+
+
+cdef extern from "libcouchbase/logger.h" nogil:
+    ctypedef enum lcb_LOG_SEVERITY:
+        LCB_LOG_TRACE
+        LCB_LOG_DEBUG
+        LCB_LOG_INFO
+        LCB_LOG_WARN
+        LCB_LOG_ERROR
+        LCB_LOG_FATAL
+
+    ctypedef void (*lcb_LOGGER_CALLBACK)(const lcb_LOGGER *procs, uint64_t iid, const char *subsys,
+                                         lcb_LOG_SEVERITY severity, const char *srcfile, int srcline,
+                                         const char *fmt, va_list ap) noexcept nogil
+    lcb_STATUS lcb_logger_create(lcb_LOGGER **logger, void *cookie)
+    lcb_STATUS lcb_logger_destroy(lcb_LOGGER *logger)
+    lcb_STATUS lcb_logger_callback(lcb_LOGGER *logger, lcb_LOGGER_CALLBACK callback)
+    lcb_STATUS lcb_logger_cookie(const lcb_LOGGER *logger, void **cookie)
+
