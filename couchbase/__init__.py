@@ -7,7 +7,13 @@ with the API of the original ``couchbase`` 0.9 Python client.
     cb.get('key')
 """
 
+import logging
+
 __version__ = "0.1.0"
+
+# libcouchbase's log goes to the "couchbase" logger (WARNING and above unless
+# the application lowers the level); like any library, print nothing by itself.
+logging.getLogger("couchbase").addHandler(logging.NullHandler())
 
 # Value formats, carried in the flags field (as in the 0.9 client).
 FMT_JSON = 0x0

@@ -296,13 +296,13 @@ cdef inline const char *_key_ptr(object key, Py_ssize_t *n, str op) except NULL:
         n[0] = PyBytes_GET_SIZE(key)
     else:
         raise _exc.ArgumentError(
-            f"{op}: a key must be str or bytes, not {type(key).__name__} ({key!r})",
+            f"a key must be str or bytes, not {type(key).__name__} ({key!r})",
             key=key, operation=op)
     if n[0] == 0:
-        raise _exc.ArgumentError(f"{op}: empty key", key=key, operation=op)
+        raise _exc.ArgumentError(f"empty key", key=key, operation=op)
     if n[0] > MAX_KEY_LEN:
         raise _exc.ArgumentError(
-            f"{op}: key is {n[0]} bytes long; Couchbase keys are at most {MAX_KEY_LEN} bytes",
+            f"key is {n[0]} bytes long; Couchbase keys are at most {MAX_KEY_LEN} bytes",
             key=key, operation=op)
     return p
 
@@ -311,11 +311,11 @@ cdef uint32_t _check_ttl(object ttl, str op, object key=None) except? 0xFFFFFFFF
     if ttl is None:
         return 0
     if type(ttl) is bool or not isinstance(ttl, int):
-        raise _exc.ArgumentError(f"{op}: ttl must be a non-negative int (seconds), not {ttl!r}",
+        raise _exc.ArgumentError(f"ttl must be a non-negative int (seconds), not {ttl!r}",
                                  key=key, operation=op)
     if ttl < 0 or ttl > MAX_TTL:
         raise _exc.ArgumentError(
-            f"{op}: ttl {ttl} is out of range (0 to {MAX_TTL} seconds; over 30 days is an absolute Unix time)",
+            f"ttl {ttl} is out of range (0 to {MAX_TTL} seconds; over 30 days is an absolute Unix time)",
             key=key, operation=op)
     return <uint32_t> ttl
 
@@ -324,14 +324,14 @@ cdef uint64_t _check_cas(object cas, str op, object key=None) except? 0xFFFFFFFF
     if cas is None:
         return 0
     if type(cas) is bool or not isinstance(cas, int) or cas < 0 or cas > 0xFFFFFFFFFFFFFFFF:
-        raise _exc.ArgumentError(f"{op}: cas must be an int from a previous result, not {cas!r}",
+        raise _exc.ArgumentError(f"cas must be an int from a previous result, not {cas!r}",
                                  key=key, operation=op)
     return <uint64_t> cas
 
 
 cdef uint64_t _check_u64(object value, str what, str op, object key=None) except? 0xFFFFFFFFFFFFFFFF:
     if type(value) is bool or not isinstance(value, int) or value < 0 or value > 0xFFFFFFFFFFFFFFFF:
-        raise _exc.ArgumentError(f"{op}: {what} must be an int from 0 to 2**64-1, not {value!r}",
+        raise _exc.ArgumentError(f"{what} must be an int from 0 to 2**64-1, not {value!r}",
                                  key=key, operation=op)
     return <uint64_t> value
 
@@ -339,7 +339,7 @@ cdef uint64_t _check_u64(object value, str what, str op, object key=None) except
 cdef int _check_format(object fmt, str op) except -1:
     if type(fmt) is bool or not isinstance(fmt, int) or fmt not in (FMT_JSON, FMT_PICKLE, FMT_PLAIN):
         raise _exc.ArgumentError(
-            f"{op}: unknown format {fmt!r}; use FMT_JSON, FMT_PICKLE or FMT_PLAIN", operation=op)
+            f"unknown format {fmt!r}; use FMT_JSON, FMT_PICKLE or FMT_PLAIN", operation=op)
     return <int> fmt
 
 
@@ -351,7 +351,7 @@ cdef bytes _encode(object value, int fmt, str op, object key, uint8_t *datatype)
             data = _json_encode(value)
         except Exception as e:
             raise _exc.ValueFormatError(
-                f"{op}: value of type {type(value).__name__} cannot be encoded as JSON: {e}",
+                f"value of type {type(value).__name__} cannot be encoded as JSON: {e}",
                 key=key, operation=op) from e
         if type(data) is str:
             data = (<str> data).encode("utf-8")
@@ -364,7 +364,7 @@ cdef bytes _encode(object value, int fmt, str op, object key, uint8_t *datatype)
             return _pickle_dumps(value, _pickle_protocol)
         except Exception as e:
             raise _exc.ValueFormatError(
-                f"{op}: value of type {type(value).__name__} cannot be pickled: {e}",
+                f"value of type {type(value).__name__} cannot be pickled: {e}",
                 key=key, operation=op) from e
     # FMT_PLAIN: the bytes as given
     if type(value) is bytes:
@@ -372,7 +372,7 @@ cdef bytes _encode(object value, int fmt, str op, object key, uint8_t *datatype)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     raise _exc.ValueFormatError(
-        f"{op}: FMT_PLAIN stores bytes only, not {type(value).__name__}; encode the value first "
+        f"FMT_PLAIN stores bytes only, not {type(value).__name__}; encode the value first "
         f"or use FMT_JSON / FMT_PICKLE", key=key, operation=op)
 
 
@@ -406,13 +406,13 @@ cdef object _decode(Slot *slot, object fmt_override, object key, str op):
             return _json_decode(data)
         except Exception as e:
             raise _exc.ValueFormatError(
-                f"{op}: the stored value (flags {flags:#x}) is not valid JSON: {e}",
+                f"the stored value (flags {flags:#x}) is not valid JSON: {e}",
                 key=key, operation=op, cas=slot.cas) from e
     try:
         return _pickle_loads(data)
     except Exception as e:
         raise _exc.ValueFormatError(
-            f"{op}: the stored value (flags {flags:#x}) cannot be unpickled: {e}",
+            f"the stored value (flags {flags:#x}) cannot be unpickled: {e}",
             key=key, operation=op, cas=slot.cas) from e
 
 
@@ -420,7 +420,7 @@ cdef object _decode_utf8(bytes data, object key, str op):
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise _exc.ValueFormatError(f"{op}: the stored string is not valid UTF-8: {e}",
+        raise _exc.ValueFormatError(f"the stored string is not valid UTF-8: {e}",
                                     key=key, operation=op) from e
 
 
@@ -528,12 +528,16 @@ cdef class Connection:
         self.quiet = bool(quiet)
         self.bucket = bucket
         self.username = username if username is not None else bucket
-        if connection_string is None:
+        if connection_string is not None:
+            host = port = None  # the connection string names the nodes
+        else:
+            if not host:
+                raise _exc.ArgumentError("a host is required (or a connection_string)", operation="connect")
             if not isinstance(port, int) or type(port) is bool or not 0 < port < 65536:
                 raise _exc.ArgumentError(f"port must be an int from 1 to 65535, not {port!r}",
                                          operation="connect")
             connection_string = f"couchbase://{_host_for_connstr(host)}:{port}=http/{bucket}"
-        elif not isinstance(connection_string, str):
+        if not isinstance(connection_string, str):
             raise _exc.ArgumentError("connection_string must be a str", operation="connect")
         self.host = host
         self.port = port
@@ -606,14 +610,12 @@ cdef class Connection:
     cdef object _connect_error(self, lcb.lcb_STATUS rc):
         """Bootstrap failures, in the classes the 0.9 client raised."""
         err = _exc.exception_for_status(rc, operation="connect")
-        cls = type(err)
-        if not issubclass(cls, (_exc.AuthError, _exc.BucketNotFoundError, _exc.ConnectError,
+        if not isinstance(err, (_exc.AuthError, _exc.BucketNotFoundError, _exc.ConnectError,
                                 _exc.ArgumentError)):
-            cls = _exc.ConnectError  # refused, timed out, unreachable: all ConnectError
+            err = _exc.ConnectError(err.msg, error=rc, operation="connect")
         where = f"{self.host}:{self.port}" if self.host is not None else self.connection_string
-        name = lcb.lcb_strerror_short(rc).decode("utf-8", "replace")
-        msg = f"cannot connect to bucket {self.bucket!r} at {where}: {err.msg} ({name})"
-        return cls(msg, error=rc, operation="connect")
+        err.msg = f"bucket {self.bucket!r} at {where}: {err.msg}"
+        return err
 
     cdef void _release(self) noexcept:
         """Destroy the libcouchbase instance and what it uses."""
@@ -647,7 +649,7 @@ cdef class Connection:
         if self._instance == NULL:
             PyThread_release_lock(self._lock)
             raise _exc.ConnectError(
-                f"{op}: the connection to bucket {self.bucket!r} is closed; open a new Connection",
+                f"the connection to bucket {self.bucket!r} is closed; open a new Connection",
                 operation=op)
         return 0
 
@@ -734,7 +736,7 @@ cdef class Connection:
         """
         cdef uint32_t lock_time = _check_ttl(ttl, "lock")
         if lock_time == 0 or lock_time > 30:
-            raise _exc.ArgumentError(f"lock: ttl must be from 1 to 30 seconds, not {ttl!r}",
+            raise _exc.ArgumentError(f"ttl must be from 1 to 30 seconds, not {ttl!r}",
                                      operation="lock")
         cdef bint multi = _is_multi(keys)
         cdef list key_list = _as_key_list(keys) if multi else [keys]
@@ -865,10 +867,10 @@ cdef class Connection:
         cdef Py_ssize_t nkey
         if multi:
             if cas_value:
-                raise _exc.ArgumentError(f"{op}: a CAS cannot be given with a dict of several keys",
+                raise _exc.ArgumentError(f"a CAS cannot be given with a dict of several keys",
                                          operation=op)
             if value is not None:
-                raise _exc.ArgumentError(f"{op}: with a dict of key -> value, give no separate value",
+                raise _exc.ArgumentError(f"with a dict of key -> value, give no separate value",
                                          operation=op)
             key_list = list((<dict> key).keys())
             items = (<dict> key).values()
@@ -965,14 +967,14 @@ cdef class Connection:
         cdef Py_ssize_t nkey
         if multi and isinstance(keys, dict):
             if cas:
-                raise _exc.ArgumentError("delete: give CAS values in the dict, not as cas=",
+                raise _exc.ArgumentError("give CAS values in the dict, not as cas=",
                                          operation="delete")
             key_list = list(keys.keys())
             cas_list = [_check_cas(c, "delete", k) for k, c in keys.items()]
         else:
             key_list = _as_key_list(keys) if multi else [keys]
             if multi and cas:
-                raise _exc.ArgumentError("delete: a CAS cannot be given with a list of keys; "
+                raise _exc.ArgumentError("a CAS cannot be given with a list of keys; "
                                          "use a dict of key -> CAS", operation="delete")
             cas_list = [_check_cas(cas, "delete", keys)] * len(key_list)
         for key in key_list:
@@ -1083,7 +1085,7 @@ cdef class Connection:
         for i in range(len(key_list)):
             _key_ptr(key_list[i], &nkey, "unlock")
             if cas_list[i] == 0:
-                raise _exc.ArgumentError("unlock: the CAS returned by lock() is required",
+                raise _exc.ArgumentError("the CAS returned by lock() is required",
                                          key=key_list[i], operation="unlock")
         n = len(key_list)
         cdef _Slots slots = _Slots(n)
@@ -1131,7 +1133,7 @@ cdef class Connection:
                          bint extended, int sign):
         cdef uint64_t delta = _check_u64(amount, "amount", op)
         if delta > 0x7FFFFFFFFFFFFFFF:
-            raise _exc.ArgumentError(f"{op}: amount must be below 2**63, not {amount!r}", operation=op)
+            raise _exc.ArgumentError(f"amount must be below 2**63, not {amount!r}", operation=op)
         cdef bint has_initial = initial is not None
         cdef uint64_t initial_value = _check_u64(initial, "initial", op) if has_initial else 0
         cdef uint32_t expiry = _check_ttl(ttl, op)
@@ -1206,7 +1208,7 @@ cdef class Connection:
         elif isinstance(stats, (list, tuple)) and all(isinstance(g, str) for g in stats):
             groups = list(stats)
         else:
-            raise _exc.ArgumentError(f"stats: give a group name or a list of names, not {stats!r}",
+            raise _exc.ArgumentError(f"give a group name or a list of names, not {stats!r}",
                                      operation="stats")
         cdef _StatsCollector collector = _StatsCollector()
         cdef lcb.lcb_CMDSTATS *cmd = NULL
@@ -1241,7 +1243,7 @@ cdef class Connection:
 cdef object _slot_error(Slot *slot, object key, str op):
     if slot.rc == NO_REPLY:
         return _exc.ClientTemporaryFailError(
-            f"{op}: no reply was received for the key", key=key, operation=op)
+            f"no reply was received for the key", key=key, operation=op)
     return _exc.exception_for_status(slot.rc, key=key, operation=op, cas=slot.cas)
 
 
