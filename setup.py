@@ -15,7 +15,7 @@ HINT = ("libcouchbase >= {v} was not found by pkg-config; install it with "
 def pkg_config(*args):
     env = dict(os.environ)
     prefix = os.environ.get("LCB_PREFIX", "/usr/local")
-    extra = os.pathsep.join([os.path.join(prefix, "lib", "pkgconfig"), os.path.join(prefix, "lib64", "pkgconfig")])
+    extra = os.pathsep.join(os.path.join(prefix, lib, "pkgconfig") for lib in ("lib", "lib64"))
     env["PKG_CONFIG_PATH"] = os.pathsep.join(filter(None, [extra, env.get("PKG_CONFIG_PATH")]))
     return subprocess.run(["pkg-config", *args], env=env, capture_output=True, text=True)
 
@@ -27,7 +27,8 @@ def libcouchbase_flags():
         return {
             "include_dirs": [os.environ["LCB_INCLUDE_DIR"]] if os.environ.get("LCB_INCLUDE_DIR") else [],
             "library_dirs": [os.environ["LCB_LIB_DIR"]] if os.environ.get("LCB_LIB_DIR") else [],
-            "libraries": [os.environ.get("LCB_LIBRARY", "libcouchbase" if sys.platform == "win32" else "couchbase")],
+            "libraries": [os.environ.get("LCB_LIBRARY", "libcouchbase" if sys.platform == "win32"
+                                         else "couchbase")],
         }
     try:
         found = pkg_config(f"--atleast-version={LCB_MIN_VERSION}", "libcouchbase").returncode == 0

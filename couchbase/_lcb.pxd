@@ -175,7 +175,8 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
     LIBCOUCHBASE_API lcb_STATUS lcb_stats(lcb_INSTANCE *instance, void *cookie, const lcb_CMDSTATS *cmd);
     LIBCOUCHBASE_API lcb_STATUS lcb_respstats_status(const lcb_RESPSTATS *resp);
     LIBCOUCHBASE_API lcb_STATUS lcb_respstats_cookie(const lcb_RESPSTATS *resp, void **cookie);
-    LIBCOUCHBASE_API lcb_STATUS lcb_respstats_key(const lcb_RESPSTATS *resp, const char **key, size_t *key_len);
+    LIBCOUCHBASE_API lcb_STATUS lcb_respstats_key(const lcb_RESPSTATS *resp, const char **key,
+                                                  size_t *key_len);
     LIBCOUCHBASE_API lcb_STATUS lcb_respstats_value(const lcb_RESPSTATS *resp, const char **value,
                                                     size_t *value_len);
     LIBCOUCHBASE_API lcb_STATUS lcb_respstats_server(const lcb_RESPSTATS *resp, const char **server,
@@ -251,4 +252,3 @@ cdef extern from "libcouchbase/logger.h" nogil:
     lcb_STATUS lcb_logger_destroy(lcb_LOGGER *logger)
     lcb_STATUS lcb_logger_callback(lcb_LOGGER *logger, lcb_LOGGER_CALLBACK callback)
     lcb_STATUS lcb_logger_cookie(const lcb_LOGGER *logger, void **cookie)
-

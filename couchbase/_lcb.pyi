@@ -48,23 +48,39 @@ class Connection:
     def __exit__(self, *exc_info: object) -> Literal[False]: ...
     @overload
     def get(
-        self, keys: Key, extended: Literal[False] = ..., format: int | None = ...,
-        quiet: bool | None = ..., ttl: int | None = ...
+        self,
+        keys: Key,
+        extended: Literal[False] = ...,
+        format: int | None = ...,
+        quiet: bool | None = ...,
+        ttl: int | None = ...,
     ) -> Any: ...
     @overload
     def get(
-        self, keys: Key, extended: Literal[True], format: int | None = ...,
-        quiet: bool | None = ..., ttl: int | None = ...
+        self,
+        keys: Key,
+        extended: Literal[True],
+        format: int | None = ...,
+        quiet: bool | None = ...,
+        ttl: int | None = ...,
     ) -> Result: ...
     @overload
     def get(
-        self, keys: Iterable[Key], extended: Literal[False] = ..., format: int | None = ...,
-        quiet: bool | None = ..., ttl: int | None = ...
+        self,
+        keys: Iterable[Key],
+        extended: Literal[False] = ...,
+        format: int | None = ...,
+        quiet: bool | None = ...,
+        ttl: int | None = ...,
     ) -> list[Any]: ...
     @overload
     def get(
-        self, keys: Iterable[Key], extended: Literal[True], format: int | None = ...,
-        quiet: bool | None = ..., ttl: int | None = ...
+        self,
+        keys: Iterable[Key],
+        extended: Literal[True],
+        format: int | None = ...,
+        quiet: bool | None = ...,
+        ttl: int | None = ...,
     ) -> dict[Key, Result]: ...
     @overload
     def lock(self, keys: Key, ttl: int) -> Result: ...
@@ -82,52 +98,104 @@ class Connection:
     def set(self, key: Key, value: Any, cas: int = ..., ttl: int = ..., format: int | None = ...) -> int: ...
     @overload
     def set(
-        self, key: Mapping[Key, Any], value: None = ..., cas: int = ..., ttl: int = ..., format: int | None = ...
+        self,
+        key: Mapping[Key, Any],
+        value: None = ...,
+        cas: int = ...,
+        ttl: int = ...,
+        format: int | None = ...,
     ) -> dict[Key, int]: ...
     @overload
     def add(self, key: Key, value: Any, ttl: int = ..., format: int | None = ...) -> int: ...
     @overload
-    def add(self, key: Mapping[Key, Any], value: None = ..., ttl: int = ..., format: int | None = ...) -> dict[Key, int]: ...
-    @overload
-    def replace(self, key: Key, value: Any, cas: int = ..., ttl: int = ..., format: int | None = ...) -> int: ...
+    def add(
+        self, key: Mapping[Key, Any], value: None = ..., ttl: int = ..., format: int | None = ...
+    ) -> dict[Key, int]: ...
     @overload
     def replace(
-        self, key: Mapping[Key, Any], value: None = ..., cas: int = ..., ttl: int = ..., format: int | None = ...
+        self, key: Key, value: Any, cas: int = ..., ttl: int = ..., format: int | None = ...
+    ) -> int: ...
+    @overload
+    def replace(
+        self,
+        key: Mapping[Key, Any],
+        value: None = ...,
+        cas: int = ...,
+        ttl: int = ...,
+        format: int | None = ...,
     ) -> dict[Key, int]: ...
     @overload
     def append(self, key: Key, value: bytes, cas: int = ..., ttl: int = ...) -> int: ...
     @overload
-    def append(self, key: Mapping[Key, bytes], value: None = ..., cas: int = ..., ttl: int = ...) -> dict[Key, int]: ...
+    def append(
+        self, key: Mapping[Key, bytes], value: None = ..., cas: int = ..., ttl: int = ...
+    ) -> dict[Key, int]: ...
     @overload
     def prepend(self, key: Key, value: bytes, cas: int = ..., ttl: int = ...) -> int: ...
     @overload
-    def prepend(self, key: Mapping[Key, bytes], value: None = ..., cas: int = ..., ttl: int = ...) -> dict[Key, int]: ...
+    def prepend(
+        self, key: Mapping[Key, bytes], value: None = ..., cas: int = ..., ttl: int = ...
+    ) -> dict[Key, int]: ...
     @overload
     def delete(self, keys: Key, cas: int = ..., quiet: bool | None = ...) -> bool: ...
     @overload
-    def delete(self, keys: Iterable[Key] | Mapping[Key, int], cas: int = ..., quiet: bool | None = ...) -> dict[Key, bool]: ...
+    def delete(
+        self, keys: Iterable[Key] | Mapping[Key, int], cas: int = ..., quiet: bool | None = ...
+    ) -> dict[Key, bool]: ...
     @overload
     def incr(
-        self, keys: Key, amount: int = ..., initial: int | None = ..., ttl: int = ..., extended: Literal[False] = ...
+        self,
+        keys: Key,
+        amount: int = ...,
+        initial: int | None = ...,
+        ttl: int = ...,
+        extended: Literal[False] = ...,
     ) -> int: ...
     @overload
     def incr(
-        self, keys: Key, amount: int = ..., initial: int | None = ..., ttl: int = ..., *, extended: Literal[True]
+        self,
+        keys: Key,
+        amount: int = ...,
+        initial: int | None = ...,
+        ttl: int = ...,
+        *,
+        extended: Literal[True],
     ) -> Result: ...
     @overload
     def incr(
-        self, keys: Iterable[Key], amount: int = ..., initial: int | None = ..., ttl: int = ..., extended: bool = ...
+        self,
+        keys: Iterable[Key],
+        amount: int = ...,
+        initial: int | None = ...,
+        ttl: int = ...,
+        extended: bool = ...,
     ) -> dict[Key, Any]: ...
     @overload
     def decr(
-        self, keys: Key, amount: int = ..., initial: int | None = ..., ttl: int = ..., extended: Literal[False] = ...
+        self,
+        keys: Key,
+        amount: int = ...,
+        initial: int | None = ...,
+        ttl: int = ...,
+        extended: Literal[False] = ...,
     ) -> int: ...
     @overload
     def decr(
-        self, keys: Key, amount: int = ..., initial: int | None = ..., ttl: int = ..., *, extended: Literal[True]
+        self,
+        keys: Key,
+        amount: int = ...,
+        initial: int | None = ...,
+        ttl: int = ...,
+        *,
+        extended: Literal[True],
     ) -> Result: ...
     @overload
     def decr(
-        self, keys: Iterable[Key], amount: int = ..., initial: int | None = ..., ttl: int = ..., extended: bool = ...
+        self,
+        keys: Iterable[Key],
+        amount: int = ...,
+        initial: int | None = ...,
+        ttl: int = ...,
+        extended: bool = ...,
     ) -> dict[Key, Any]: ...
     def stats(self, stats: str | list[str] | tuple[str, ...] | None = ...) -> dict[str, dict[str, Any]]: ...

@@ -299,7 +299,7 @@ cdef inline const char *_key_ptr(object key, Py_ssize_t *n, str op) except NULL:
             f"a key must be str or bytes, not {type(key).__name__} ({key!r})",
             key=key, operation=op)
     if n[0] == 0:
-        raise _exc.ArgumentError(f"empty key", key=key, operation=op)
+        raise _exc.ArgumentError("empty key", key=key, operation=op)
     if n[0] > MAX_KEY_LEN:
         raise _exc.ArgumentError(
             f"key is {n[0]} bytes long; Couchbase keys are at most {MAX_KEY_LEN} bytes",
@@ -867,10 +867,10 @@ cdef class Connection:
         cdef Py_ssize_t nkey
         if multi:
             if cas_value:
-                raise _exc.ArgumentError(f"a CAS cannot be given with a dict of several keys",
+                raise _exc.ArgumentError("a CAS cannot be given with a dict of several keys",
                                          operation=op)
             if value is not None:
-                raise _exc.ArgumentError(f"with a dict of key -> value, give no separate value",
+                raise _exc.ArgumentError("with a dict of key -> value, give no separate value",
                                          operation=op)
             key_list = list((<dict> key).keys())
             items = (<dict> key).values()
@@ -883,6 +883,10 @@ cdef class Connection:
             _key_ptr(k, &nkey, op)
             values.append(_encode(v, fmt, op, k, &datatype))
             datatypes.append(datatype)
+        if cas_value and operation == lcb.LCB_STORE_UPSERT:
+            # libcouchbase refuses a CAS on an upsert; a CAS-checked set is a
+            # replace on the wire (the key must exist for its CAS to match).
+            operation = lcb.LCB_STORE_REPLACE
         slots = self._schedule_store(operation, op, key_list, values, datatypes, fmt, cas_value, expiry)
         return self._cas_results(<_Slots> slots, key_list, multi, op, False)
 
@@ -897,13 +901,17 @@ cdef class Connection:
         cdef bint is_concat = operation == lcb.LCB_STORE_APPEND or operation == lcb.LCB_STORE_PREPEND
         self._enter(op)
         try:
-            lcb.lcb_cmdstore_create(&cmd, operation)
-            if cas:
-                lcb.lcb_cmdstore_cas(cmd, cas)
-            if expiry:
-                lcb.lcb_cmdstore_expiry(cmd, expiry)
-            if not is_concat:
-                lcb.lcb_cmdstore_flags(cmd, <uint32_t> fmt)
+            _check_rc(lcb.lcb_cmdstore_create(&cmd, operation), op)
+            try:
+                if cas:
+                    _check_rc(lcb.lcb_cmdstore_cas(cmd, cas), op)
+                if expiry:
+                    _check_rc(lcb.lcb_cmdstore_expiry(cmd, expiry), op)
+                if not is_concat:
+                    _check_rc(lcb.lcb_cmdstore_flags(cmd, <uint32_t> fmt), op)
+            except BaseException:
+                lcb.lcb_cmdstore_destroy(cmd)
+                raise
             lcb.lcb_sched_enter(self._instance)
             for i in range(n):
                 kp = _key_ptr(key_list[i], &nkey, op)
@@ -1243,7 +1251,7 @@ cdef class Connection:
 cdef object _slot_error(Slot *slot, object key, str op):
     if slot.rc == NO_REPLY:
         return _exc.ClientTemporaryFailError(
-            f"no reply was received for the key", key=key, operation=op)
+            "no reply was received for the key", key=key, operation=op)
     return _exc.exception_for_status(slot.rc, key=key, operation=op, cas=slot.cas)
 
 
