@@ -201,3 +201,26 @@ def test_close_while_another_thread_uses_the_connection(cluster, key):
     conn.close()
     th.join()
     assert outcomes in (["closed"], ["finished"])
+
+
+
+def test_dead_server_gives_an_error_not_a_hang(key):
+    from couchbase.exceptions import CouchbaseError, NetworkError
+    from couchbase.mock import MockCluster
+
+    mock = MockCluster(buckets={"default": ""})
+    mock.start()
+    try:
+        conn = Couchbase.connect(mock.host, mock.port, password="", bucket="default", timeout=0.5)
+        conn.set(key, 1)
+    finally:
+        mock.stop()
+    try:
+        for call in (lambda: conn.get(key), lambda: conn.set(key, 2), lambda: conn.get([key, key + "x"])):
+            start = time.monotonic()
+            with pytest.raises(CouchbaseError) as info:
+                call()
+            assert time.monotonic() - start < 3
+            assert isinstance(info.value, (TimeoutError, ConnectError, NetworkError))
+    finally:
+        conn.close()
