@@ -79,6 +79,20 @@ def test_bad_cas(cb, key, cas):
         cb.set(key, 1, cas=cas)
 
 
+def test_append_cannot_set_a_ttl(cb, key):
+    cb.set(key, b"a", format=FMT_PLAIN)
+    with pytest.raises(ArgumentError) as info:
+        cb.append(key, b"b", ttl=10)
+    assert "touch" in str(info.value)
+    assert cb.get(key) == b"a"
+
+
+def test_counter_ttl_without_initial(cb, key):
+    with pytest.raises(ArgumentError) as info:
+        cb.incr(key, ttl=10)
+    assert "initial" in str(info.value)
+
+
 def test_cas_on_multi_set(cb, key):
     with pytest.raises(ArgumentError) as info:
         cb.set({key: 1}, cas=5)

@@ -18,7 +18,9 @@ def test_ruff():
 
 
 def test_cython_lint():
-    _run("cython_lint.cython_lint", "couchbase/_lcb.pyx", "couchbase/_lcb.pxd")
+    package = ROOT / "couchbase"
+    sources = [str(p.relative_to(ROOT)) for pattern in ("*.pyx", "*.pxd", "*.pxi") for p in package.glob(pattern)]
+    _run("cython_lint.cython_lint", *sources)
 
 
 def test_mypy_on_the_stubs_and_typed_modules():
