@@ -19,7 +19,7 @@ def test_ruff():
 
 def test_cython_lint():
     package = ROOT / "couchbase"
-    sources = [str(p.relative_to(ROOT)) for pattern in ("*.pyx", "*.pxd", "*.pxi") for p in package.glob(pattern)]
+    sources = [str(p.relative_to(ROOT)) for ext in ("pyx", "pxd", "pxi") for p in package.glob(f"*.{ext}")]
     _run("cython_lint.cython_lint", *sources)
 
 
