@@ -314,12 +314,20 @@ cdef class Connection:
     cdef inline void _leave(self) noexcept:
         PyThread_release_lock(self._lock)
 
-    cdef int _flush_and_wait(self) except -1:
-        """Send what was scheduled since lcb_sched_enter (one flush) and wait
-        for every reply with the GIL released."""
-        lcb.lcb_sched_leave(self._instance)
-        with nogil:
-            lcb.lcb_wait(self._instance, lcb.LCB_WAIT_NOCHECK)
+    cdef int _run(self, Command *cmd, _Slots slots, str op) except -1:
+        """Schedule cmd once per slot between lcb_sched_enter/leave (one
+        flush), then wait for every reply with the GIL released."""
+        cdef Py_ssize_t i
+        self._enter(op)
+        try:
+            lcb.lcb_sched_enter(self._instance)
+            for i in range(slots.n):
+                _scheduled(&slots.slots[i], _schedule(self._instance, cmd, &slots.slots[i]))
+            lcb.lcb_sched_leave(self._instance)
+            with nogil:
+                lcb.lcb_wait(self._instance, lcb.LCB_WAIT_NOCHECK)
+        finally:
+            self._leave()
         return 0
 
     # -- lifecycle ------------------------------------------------------------
@@ -411,7 +419,6 @@ cdef class Connection:
         return _collect(slots, "lock", REPLY_VALUE, multi, False, True)
 
     cdef int _get(self, _Slots slots, str op, bint touch, uint32_t expiry, uint32_t lock_time) except -1:
-        cdef Py_ssize_t i
         cdef lcb.lcb_CMDGET *cmd = NULL
         _check_rc(lcb.lcb_cmdget_create(&cmd), op)
         try:
@@ -419,21 +426,9 @@ cdef class Connection:
                 _check_rc(lcb.lcb_cmdget_expiry(cmd, expiry), op)
             if lock_time:
                 _check_rc(lcb.lcb_cmdget_locktime(cmd, lock_time), op)
-            self._enter(op)
-            try:
-                lcb.lcb_sched_enter(self._instance)
-                try:
-                    for i in range(slots.n):
-                        lcb.lcb_cmdget_key(cmd, slots.slots[i].key, slots.slots[i].nkey)
-                        _scheduled(&slots.slots[i], lcb.lcb_get(self._instance, &slots.slots[i], cmd))
-                except BaseException:
-                    lcb.lcb_sched_fail(self._instance)  # nothing half-scheduled may outlive the slots
-                    raise
-                self._flush_and_wait()
-            finally:
-                self._leave()
+            self._run(cmd, slots, op)
         finally:
-            lcb.lcb_cmdget_destroy(cmd)
+            _destroy(cmd)
         return 0
 
     # -- set / add / replace / append / prepend --------------------------------
@@ -490,7 +485,7 @@ cdef class Connection:
             items = [(key, value)]
         cdef _Slots slots = _Slots([k for k, _ in items], op)
         # every value is encoded before anything is sent
-        cdef list encoded = [_encode(v, fmt, op, k) for k, v in items]
+        slots.set_data([_encode(v, fmt, op, k) for k, v in items])
         if cas_value and operation == lcb.LCB_STORE_UPSERT:
             # libcouchbase refuses a CAS on an upsert; a CAS-checked set is a
             # replace on the wire (the key must exist for its CAS to match).
@@ -500,8 +495,6 @@ cdef class Connection:
             raise _exc.ArgumentError(f"{op} cannot change the expiry (the server keeps it); use touch()",
                                      key=None if multi else key, operation=op)
         cdef uint8_t datatype = DATATYPE_JSON if fmt == _FMT_JSON and not concat else 0
-        cdef Py_ssize_t i
-        cdef bytes data
         cdef lcb.lcb_CMDSTORE *cmd = NULL
         _check_rc(lcb.lcb_cmdstore_create(&cmd, operation), op)
         try:
@@ -511,23 +504,9 @@ cdef class Connection:
                 _check_rc(lcb.lcb_cmdstore_expiry(cmd, expiry), op)
                 _check_rc(lcb.lcb_cmdstore_flags(cmd, <uint32_t> fmt), op)
                 _check_rc(lcb.lcb_cmdstore_datatype(cmd, datatype), op)
-            self._enter(op)
-            try:
-                lcb.lcb_sched_enter(self._instance)
-                try:
-                    for i in range(slots.n):
-                        data = <bytes> encoded[i]
-                        lcb.lcb_cmdstore_key(cmd, slots.slots[i].key, slots.slots[i].nkey)
-                        lcb.lcb_cmdstore_value(cmd, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-                        _scheduled(&slots.slots[i], lcb.lcb_store(self._instance, &slots.slots[i], cmd))
-                except BaseException:
-                    lcb.lcb_sched_fail(self._instance)  # nothing half-scheduled may outlive the slots
-                    raise
-                self._flush_and_wait()
-            finally:
-                self._leave()
+            self._run(cmd, slots, op)
         finally:
-            lcb.lcb_cmdstore_destroy(cmd)
+            _destroy(cmd)
         return _collect(slots, op, REPLY_CAS, multi)
 
     # -- delete ----------------------------------------------------------------
@@ -555,30 +534,17 @@ cdef class Connection:
                 raise _exc.ArgumentError("a CAS cannot be given with a list of keys; "
                                          "use a dict of key -> CAS",
                                          operation="delete")
-            cas_values = None
+            cas_values = [0] * len(keys)
         else:
             cas_values = [_check_cas(cas, "delete", keys)]
         cdef _Slots slots = _Slots(list(keys) if multi else [keys], "delete")
-        cdef Py_ssize_t i
+        slots.set_cas(cas_values)
         cdef lcb.lcb_CMDREMOVE *cmd = NULL
         _check_rc(lcb.lcb_cmdremove_create(&cmd), "delete")
         try:
-            self._enter("delete")
-            try:
-                lcb.lcb_sched_enter(self._instance)
-                try:
-                    for i in range(slots.n):
-                        lcb.lcb_cmdremove_key(cmd, slots.slots[i].key, slots.slots[i].nkey)
-                        lcb.lcb_cmdremove_cas(cmd, <uint64_t> cas_values[i] if cas_values is not None else 0)
-                        _scheduled(&slots.slots[i], lcb.lcb_remove(self._instance, &slots.slots[i], cmd))
-                except BaseException:
-                    lcb.lcb_sched_fail(self._instance)  # nothing half-scheduled may outlive the slots
-                    raise
-                self._flush_and_wait()
-            finally:
-                self._leave()
+            self._run(cmd, slots, "delete")
         finally:
-            lcb.lcb_cmdremove_destroy(cmd)
+            _destroy(cmd)
         return _collect(slots, "delete", REPLY_TRUE, multi, self.quiet if quiet is None else quiet)
 
     # -- touch / unlock -----------------------------------------------------------
@@ -594,26 +560,13 @@ cdef class Connection:
         cdef uint32_t expiry = _check_ttl(ttl, "touch")
         cdef bint multi = _is_multi(keys)
         cdef _Slots slots = _Slots(list(keys) if multi else [keys], "touch")
-        cdef Py_ssize_t i
         cdef lcb.lcb_CMDTOUCH *cmd = NULL
         _check_rc(lcb.lcb_cmdtouch_create(&cmd), "touch")
         try:
             _check_rc(lcb.lcb_cmdtouch_expiry(cmd, expiry), "touch")
-            self._enter("touch")
-            try:
-                lcb.lcb_sched_enter(self._instance)
-                try:
-                    for i in range(slots.n):
-                        lcb.lcb_cmdtouch_key(cmd, slots.slots[i].key, slots.slots[i].nkey)
-                        _scheduled(&slots.slots[i], lcb.lcb_touch(self._instance, &slots.slots[i], cmd))
-                except BaseException:
-                    lcb.lcb_sched_fail(self._instance)  # nothing half-scheduled may outlive the slots
-                    raise
-                self._flush_and_wait()
-            finally:
-                self._leave()
+            self._run(cmd, slots, "touch")
         finally:
-            lcb.lcb_cmdtouch_destroy(cmd)
+            _destroy(cmd)
         return _collect(slots, "touch", REPLY_TRUE, multi)
 
     def unlock(self, key, cas=None):
@@ -634,26 +587,13 @@ cdef class Connection:
                 raise _exc.ArgumentError("the CAS returned by lock() is required", key=k, operation="unlock")
             cas_values.append(_check_cas(c, "unlock", k))
         cdef _Slots slots = _Slots([k for k, _ in pairs], "unlock")
-        cdef Py_ssize_t i
+        slots.set_cas(cas_values)
         cdef lcb.lcb_CMDUNLOCK *cmd = NULL
         _check_rc(lcb.lcb_cmdunlock_create(&cmd), "unlock")
         try:
-            self._enter("unlock")
-            try:
-                lcb.lcb_sched_enter(self._instance)
-                try:
-                    for i in range(slots.n):
-                        lcb.lcb_cmdunlock_key(cmd, slots.slots[i].key, slots.slots[i].nkey)
-                        lcb.lcb_cmdunlock_cas(cmd, <uint64_t> cas_values[i])
-                        _scheduled(&slots.slots[i], lcb.lcb_unlock(self._instance, &slots.slots[i], cmd))
-                except BaseException:
-                    lcb.lcb_sched_fail(self._instance)  # nothing half-scheduled may outlive the slots
-                    raise
-                self._flush_and_wait()
-            finally:
-                self._leave()
+            self._run(cmd, slots, "unlock")
         finally:
-            lcb.lcb_cmdunlock_destroy(cmd)
+            _destroy(cmd)
         return _collect(slots, "unlock", REPLY_TRUE, multi)
 
     # -- incr / decr ------------------------------------------------------------
@@ -696,7 +636,6 @@ cdef class Connection:
                                      operation=op)
         cdef bint multi = _is_multi(keys)
         cdef _Slots slots = _Slots(list(keys) if multi else [keys], op)
-        cdef Py_ssize_t i
         cdef lcb.lcb_CMDCOUNTER *cmd = NULL
         _check_rc(lcb.lcb_cmdcounter_create(&cmd), op)
         try:
@@ -704,21 +643,9 @@ cdef class Connection:
             if initial is not None:
                 _check_rc(lcb.lcb_cmdcounter_initial(cmd, initial_value), op)
                 _check_rc(lcb.lcb_cmdcounter_expiry(cmd, expiry), op)
-            self._enter(op)
-            try:
-                lcb.lcb_sched_enter(self._instance)
-                try:
-                    for i in range(slots.n):
-                        lcb.lcb_cmdcounter_key(cmd, slots.slots[i].key, slots.slots[i].nkey)
-                        _scheduled(&slots.slots[i], lcb.lcb_counter(self._instance, &slots.slots[i], cmd))
-                except BaseException:
-                    lcb.lcb_sched_fail(self._instance)  # nothing half-scheduled may outlive the slots
-                    raise
-                self._flush_and_wait()
-            finally:
-                self._leave()
+            self._run(cmd, slots, op)
         finally:
-            lcb.lcb_cmdcounter_destroy(cmd)
+            _destroy(cmd)
         return _collect(slots, op, REPLY_COUNTER, multi, False, extended)
 
     # -- stats ---------------------------------------------------------------------
@@ -759,7 +686,9 @@ cdef class Connection:
                     if rc != lcb.LCB_SUCCESS:
                         break
                 if rc == lcb.LCB_SUCCESS:
-                    self._flush_and_wait()
+                    lcb.lcb_sched_leave(self._instance)
+                    with nogil:
+                        lcb.lcb_wait(self._instance, lcb.LCB_WAIT_NOCHECK)
                 else:
                     lcb.lcb_sched_fail(self._instance)
             finally:

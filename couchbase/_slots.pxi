@@ -3,12 +3,17 @@
 # callbacks run inside lcb_wait with the GIL released and never touch Python.
 
 cdef struct Slot:
+    # going out
     const char *key        # the key's UTF-8 bytes, owned by the caller's key object
     size_t nkey
+    const char *data       # a store's encoded value, owned by _Slots.data
+    size_t ndata
+    # both ways: a remove's or unlock's CAS going out, the reply's CAS coming back
+    uint64_t cas
+    # coming back
     lcb.lcb_STATUS rc      # NO_REPLY until the callback ran
     uint32_t flags
     uint8_t datatype
-    uint64_t cas
     uint64_t counter
     char *value            # malloc'd copy of a get's value
     size_t nvalue
@@ -27,6 +32,7 @@ cdef class _Slots:
     cdef Slot *slots
     cdef Py_ssize_t n
     cdef list keys  # keeps every key object (and its UTF-8 buffer) alive
+    cdef list data  # keeps the encoded values of a store alive
 
     def __cinit__(self, list keys, str op):
         cdef Py_ssize_t i, nkey
@@ -47,10 +53,78 @@ cdef class _Slots:
                 free(self.slots[i].value)
             free(self.slots)
 
+    cdef int set_data(self, list data) except -1:
+        """Attach one encoded value (bytes) per key, for a store."""
+        cdef Py_ssize_t i
+        self.data = data
+        for i in range(self.n):
+            self.slots[i].data = PyBytes_AS_STRING(data[i])
+            self.slots[i].ndata = <size_t> PyBytes_GET_SIZE(data[i])
+        return 0
+
+    cdef int set_cas(self, list cas_values) except -1:
+        """Attach one CAS per key, for a remove or an unlock."""
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            self.slots[i].cas = cas_values[i]
+        return 0
+
 
 cdef inline void _scheduled(Slot *slot, lcb.lcb_STATUS rc) noexcept nogil:
     """Record the outcome of scheduling: a refused command keeps its status."""
     slot.rc = NO_REPLY if rc == lcb.LCB_SUCCESS else rc
+
+
+# Every kind of libcouchbase command this module sends; one scheduling loop
+# (Connection._run) serves them all.
+ctypedef fused Command:
+    lcb.lcb_CMDGET
+    lcb.lcb_CMDSTORE
+    lcb.lcb_CMDREMOVE
+    lcb.lcb_CMDCOUNTER
+    lcb.lcb_CMDTOUCH
+    lcb.lcb_CMDUNLOCK
+
+
+cdef inline lcb.lcb_STATUS _schedule(lcb.lcb_INSTANCE *instance, Command *cmd, Slot *slot) noexcept nogil:
+    """Point cmd at one slot's key (and value or CAS) and schedule it; the
+    slot is the cookie its callback receives."""
+    if Command is lcb.lcb_CMDGET:
+        lcb.lcb_cmdget_key(cmd, slot.key, slot.nkey)
+        return lcb.lcb_get(instance, slot, cmd)
+    elif Command is lcb.lcb_CMDSTORE:
+        lcb.lcb_cmdstore_key(cmd, slot.key, slot.nkey)
+        lcb.lcb_cmdstore_value(cmd, slot.data, slot.ndata)
+        return lcb.lcb_store(instance, slot, cmd)
+    elif Command is lcb.lcb_CMDREMOVE:
+        lcb.lcb_cmdremove_key(cmd, slot.key, slot.nkey)
+        lcb.lcb_cmdremove_cas(cmd, slot.cas)
+        return lcb.lcb_remove(instance, slot, cmd)
+    elif Command is lcb.lcb_CMDCOUNTER:
+        lcb.lcb_cmdcounter_key(cmd, slot.key, slot.nkey)
+        return lcb.lcb_counter(instance, slot, cmd)
+    elif Command is lcb.lcb_CMDTOUCH:
+        lcb.lcb_cmdtouch_key(cmd, slot.key, slot.nkey)
+        return lcb.lcb_touch(instance, slot, cmd)
+    else:
+        lcb.lcb_cmdunlock_key(cmd, slot.key, slot.nkey)
+        lcb.lcb_cmdunlock_cas(cmd, slot.cas)
+        return lcb.lcb_unlock(instance, slot, cmd)
+
+
+cdef inline void _destroy(Command *cmd) noexcept nogil:
+    if Command is lcb.lcb_CMDGET:
+        lcb.lcb_cmdget_destroy(cmd)
+    elif Command is lcb.lcb_CMDSTORE:
+        lcb.lcb_cmdstore_destroy(cmd)
+    elif Command is lcb.lcb_CMDREMOVE:
+        lcb.lcb_cmdremove_destroy(cmd)
+    elif Command is lcb.lcb_CMDCOUNTER:
+        lcb.lcb_cmdcounter_destroy(cmd)
+    elif Command is lcb.lcb_CMDTOUCH:
+        lcb.lcb_cmdtouch_destroy(cmd)
+    else:
+        lcb.lcb_cmdunlock_destroy(cmd)
 
 
 cdef void _on_get(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
