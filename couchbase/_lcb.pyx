@@ -148,6 +148,7 @@ cdef class Connection:
     cdef lcb.lcb_LOGGER *_lcb_logger
     cdef PyThread_type_lock _lock
     cdef int _default_format
+    cdef list _pending  # calls queued by threads, not yet scheduled (see _run)
     cdef readonly object host
     cdef readonly object port
     cdef readonly object bucket
@@ -159,6 +160,7 @@ cdef class Connection:
         self._instance = NULL
         self._io = NULL
         self._lcb_logger = NULL
+        self._pending = []
         self._lock = PyThread_allocate_lock()
         if self._lock == NULL:
             raise MemoryError()
@@ -298,49 +300,90 @@ cdef class Connection:
             warnings.warn(f"unclosed {self!r}; call close() or use 'with'", ResourceWarning,
                           source=self)
 
-    # -- locking: one thread at a time on one libcouchbase instance ----------
+    # -- threads: one libcouchbase instance, used by one thread at a time -----
+    #
+    # A call queues its slots in _pending. If the instance lock is free, its
+    # thread becomes the leader: it sends every queued call (its own and those
+    # other threads queued meanwhile) in one flush, waits once, and wakes their
+    # threads. A thread that finds the lock taken sleeps on its call's own wake
+    # lock until its call is done, or until the leader hands it the lead for
+    # the calls queued during the last round. Threads sharing a Connection so
+    # share round trips instead of queueing behind each other's.
+    #
+    # Queueing and handing over happen with the GIL held and without releasing
+    # it in between, which makes each of them atomic with respect to the other.
 
-    cdef int _enter(self, str op) except -1:
+    cdef int _acquire(self) except -1:
         if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
             with nogil:
                 PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        return 0
+
+    cdef void _release_lead(self) noexcept:
+        """Wake the first queued call's thread to lead the next round (its
+        thread failed to take the lock while we held it, so it sleeps on its
+        wake lock), then free the instance lock."""
+        cdef _Slots nxt
+        if self._pending:
+            nxt = <_Slots> self._pending[0]
+            _wake(nxt)
+        PyThread_release_lock(self._lock)
+
+    cdef int _check_open(self, str op) except -1:
         if self._instance == NULL:
-            PyThread_release_lock(self._lock)
             raise _exc.ConnectError(
                 f"the connection to bucket {self.bucket!r} is closed; open a new Connection",
                 operation=op)
         return 0
 
-    cdef inline void _leave(self) noexcept:
-        PyThread_release_lock(self._lock)
-
-    cdef int _run(self, Command *cmd, _Slots slots, str op) except -1:
-        """Schedule cmd once per slot between lcb_sched_enter/leave (one
-        flush), then wait for every reply with the GIL released."""
-        cdef Py_ssize_t i
-        self._enter(op)
+    cdef int _run(self, Command *cmd, _Slots call, str op) except -1:
+        """Have cmd sent once per slot of call, and every reply received."""
+        call.cmd = <void *> cmd
+        call.kind = _command_kind(cmd)
+        self._pending.append(call)
+        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            _sleep_until_woken(call)
+            if call.done:
+                return 0
+            self._acquire()  # handed the lead: the last leader is letting go
         try:
-            lcb.lcb_sched_enter(self._instance)
-            for i in range(slots.n):
-                _scheduled(&slots.slots[i], _schedule(self._instance, cmd, &slots.slots[i]))
-            lcb.lcb_sched_leave(self._instance)
-            with nogil:
-                lcb.lcb_wait(self._instance, lcb.LCB_WAIT_NOCHECK)
+            self._check_open(op)
+            while not call.done:
+                self._round()
+        except BaseException:
+            if not call.done and call in self._pending:
+                self._pending.remove(call)
+            raise
         finally:
-            self._leave()
+            self._release_lead()
+        return 0
+
+    cdef int _round(self) except -1:
+        """Send every queued call in one flush, wait for all replies (GIL
+        released), and wake the calls' threads."""
+        cdef _Slots call
+        cdef list batch
+        batch, self._pending = self._pending, []
+        lcb.lcb_sched_enter(self._instance)
+        for call in batch:
+            _schedule_call(self._instance, call)
+        lcb.lcb_sched_leave(self._instance)
+        with nogil:
+            lcb.lcb_wait(self._instance, lcb.LCB_WAIT_NOCHECK)
+        for call in batch:
+            call.done = True
+            _wake(call)
         return 0
 
     # -- lifecycle ------------------------------------------------------------
 
     def close(self):
         """Close the connection. Idempotent; later calls raise ConnectError."""
-        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        self._acquire()
         try:
             self._release()
         finally:
-            PyThread_release_lock(self._lock)
+            self._release_lead()
 
     @property
     def closed(self):
@@ -677,8 +720,9 @@ cdef class Connection:
         cdef bytes group
         _check_rc(lcb.lcb_cmdstats_create(&cmd), "stats")
         try:
-            self._enter("stats")
+            self._acquire()
             try:
+                self._check_open("stats")
                 lcb.lcb_sched_enter(self._instance)
                 for group in groups:
                     lcb.lcb_cmdstats_key(cmd, group, len(group))
@@ -692,7 +736,7 @@ cdef class Connection:
                 else:
                     lcb.lcb_sched_fail(self._instance)
             finally:
-                self._leave()
+                self._release_lead()
         finally:
             lcb.lcb_cmdstats_destroy(cmd)
         _check_rc(rc, "stats")

@@ -33,6 +33,14 @@ cdef class _Slots:
     cdef Py_ssize_t n
     cdef list keys  # keeps every key object (and its UTF-8 buffer) alive
     cdef list data  # keeps the encoded values of a store alive
+    # the command to send for every slot, owned by the calling thread, which
+    # waits in Connection._run until done (whichever thread sent it)
+    cdef void *cmd
+    cdef CommandKind kind
+    cdef bint done
+    # held while the calling thread sleeps waiting for another to send the call
+    cdef PyThread_type_lock wake
+    cdef bint sleeping
 
     def __cinit__(self, list keys, str op):
         cdef Py_ssize_t i, nkey
@@ -48,6 +56,8 @@ cdef class _Slots:
 
     def __dealloc__(self):
         cdef Py_ssize_t i
+        if self.wake != NULL:
+            PyThread_free_lock(self.wake)
         if self.slots != NULL:
             for i in range(self.n):
                 free(self.slots[i].value)
@@ -68,6 +78,26 @@ cdef class _Slots:
         for i in range(self.n):
             self.slots[i].cas = cas_values[i]
         return 0
+
+
+cdef int _sleep_until_woken(_Slots call) except -1:
+    """Sleep (GIL released) until another thread sends this call, or hands
+    this thread the lead."""
+    if call.wake == NULL:
+        call.wake = PyThread_allocate_lock()
+        if call.wake == NULL:
+            raise MemoryError()
+    PyThread_acquire_lock(call.wake, NOWAIT_LOCK)
+    call.sleeping = True
+    with nogil:
+        PyThread_acquire_lock(call.wake, WAIT_LOCK)
+    return 0
+
+
+cdef inline void _wake(_Slots call) noexcept:
+    if call.sleeping:
+        call.sleeping = False
+        PyThread_release_lock(call.wake)
 
 
 cdef inline void _scheduled(Slot *slot, lcb.lcb_STATUS rc) noexcept nogil:
@@ -110,6 +140,50 @@ cdef inline lcb.lcb_STATUS _schedule(lcb.lcb_INSTANCE *instance, Command *cmd, S
         lcb.lcb_cmdunlock_key(cmd, slot.key, slot.nkey)
         lcb.lcb_cmdunlock_cas(cmd, slot.cas)
         return lcb.lcb_unlock(instance, slot, cmd)
+
+
+cdef enum CommandKind:
+    CMD_GET
+    CMD_STORE
+    CMD_REMOVE
+    CMD_COUNTER
+    CMD_TOUCH
+    CMD_UNLOCK
+
+
+cdef inline CommandKind _command_kind(Command *cmd) noexcept nogil:
+    if Command is lcb.lcb_CMDGET:
+        return CMD_GET
+    elif Command is lcb.lcb_CMDSTORE:
+        return CMD_STORE
+    elif Command is lcb.lcb_CMDREMOVE:
+        return CMD_REMOVE
+    elif Command is lcb.lcb_CMDCOUNTER:
+        return CMD_COUNTER
+    elif Command is lcb.lcb_CMDTOUCH:
+        return CMD_TOUCH
+    else:
+        return CMD_UNLOCK
+
+
+cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call) noexcept:
+    """Schedule one call's command for each of its slots."""
+    cdef Py_ssize_t i
+    cdef Slot *slot
+    for i in range(call.n):
+        slot = &call.slots[i]
+        if call.kind == CMD_GET:
+            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDGET *> call.cmd, slot))
+        elif call.kind == CMD_STORE:
+            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDSTORE *> call.cmd, slot))
+        elif call.kind == CMD_REMOVE:
+            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDREMOVE *> call.cmd, slot))
+        elif call.kind == CMD_COUNTER:
+            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDCOUNTER *> call.cmd, slot))
+        elif call.kind == CMD_TOUCH:
+            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDTOUCH *> call.cmd, slot))
+        else:
+            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDUNLOCK *> call.cmd, slot))
 
 
 cdef inline void _destroy(Command *cmd) noexcept nogil:

@@ -224,3 +224,29 @@ def test_dead_server_gives_an_error_not_a_hang(key):
             assert isinstance(info.value, (TimeoutError, ConnectError, NetworkError))
     finally:
         conn.close()
+
+
+def test_threads_sharing_a_connection_share_round_trips(cb, cluster, key):
+    # Calls queued by other threads while one waits go out together in the next
+    # flush, so 8 threads on one Connection are not serialized round trip by
+    # round trip.
+    cb.set(key, 1)
+    rounds = 5
+
+    def worker():
+        for _ in range(rounds):
+            assert cb.get(key) == 1
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    cluster.hiccup(100)
+    try:
+        start = time.monotonic()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        elapsed = time.monotonic() - start
+    finally:
+        cluster.hiccup(0)
+    serialized = 8 * rounds * 0.100
+    assert elapsed < serialized / 2, f"{elapsed:.2f} s for 40 gets at 100 ms each"
