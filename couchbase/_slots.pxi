@@ -15,8 +15,9 @@ cdef struct Slot:
     uint32_t flags
     uint8_t datatype
     uint64_t counter
-    char *value            # malloc'd copy of a get's value
+    char *value            # a get's value: malloc'd copy of a small one...
     size_t nvalue
+    PyObject *large        # ...or a large one, already as bytes (owned reference)
 
 
 # The status of a slot whose callback has not run: scheduling failed or the
@@ -61,6 +62,7 @@ cdef class _Slots:
         if self.slots != NULL:
             for i in range(self.n):
                 free(self.slots[i].value)
+                Py_XDECREF(self.slots[i].large)
             free(self.slots)
 
     cdef int set_data(self, list data) except -1:
@@ -215,12 +217,31 @@ cdef void _on_get(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE
     lcb.lcb_respget_datatype(resp, &slot.datatype)
     if slot.rc == lcb.LCB_SUCCESS:
         lcb.lcb_respget_value(resp, &value, &nvalue)
+        if nvalue >= LARGE_VALUE:
+            _keep_as_bytes(slot, value, nvalue)
+            return
         slot.value = <char *> malloc(nvalue if nvalue > 0 else 1)
         if slot.value == NULL:
             slot.rc = lcb.LCB_ERR_NO_MEMORY
             return
         memcpy(slot.value, value, nvalue)
         slot.nvalue = nvalue
+
+
+# From this size on, a value is copied straight into a bytes object in the
+# callback: taking the GIL costs less than a second copy of the value and the
+# allocator churn of a temporary buffer (page faults on every call).
+cdef size_t LARGE_VALUE = 16384
+
+
+cdef void _keep_as_bytes(Slot *slot, const char *value, size_t nvalue) noexcept with gil:
+    try:
+        data = PyBytes_FromStringAndSize(value, <Py_ssize_t> nvalue)
+    except MemoryError:
+        slot.rc = lcb.LCB_ERR_NO_MEMORY
+        return
+    Py_INCREF(data)
+    slot.large = <PyObject *> data
 
 
 cdef void _on_store(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:

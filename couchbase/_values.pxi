@@ -72,7 +72,10 @@ cdef object _decode(Slot *slot, object fmt_override, object key, str op):
     format is forced."""
     cdef uint32_t flags = slot.flags
     cdef int fmt
-    data = PyBytes_FromStringAndSize(slot.value, slot.nvalue)
+    if slot.large != NULL:
+        data = <object> slot.large
+    else:
+        data = PyBytes_FromStringAndSize(slot.value, slot.nvalue)
     if fmt_override is not None:
         fmt = <int> fmt_override
     elif flags & CF_MASK:

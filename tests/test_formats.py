@@ -145,3 +145,18 @@ def test_reads_documents_written_with_other_sdks_flags(cb, cluster, key, flags, 
     assert cb.get(key, extended=True).flags == flags
 
 
+
+
+def test_large_values_in_every_format(cb, key):
+    # values from 16 KiB on take another path out of the callback
+    doc = {"items": [{"i": i, "text": "x" * 100} for i in range(500)]}
+    blob = bytes(range(256)) * 400
+    cb.set({f"{key}:json": doc, f"{key}:small": 1})
+    cb.set(f"{key}:pickle", doc, format=FMT_PICKLE)
+    cb.set(f"{key}:plain", blob, format=FMT_PLAIN)
+    assert cb.get([f"{key}:json", f"{key}:small", f"{key}:pickle", f"{key}:plain"]) == [doc, 1, doc, blob]
+    assert cb.get(f"{key}:json", format=FMT_PLAIN) == json.dumps(doc, separators=(",", ":")).encode()
+    with pytest.raises(ValueFormatError):
+        cb.get(f"{key}:plain", format=FMT_JSON)
+    result = cb.get(f"{key}:plain", extended=True)
+    assert result.value == blob and result.flags == FMT_PLAIN
