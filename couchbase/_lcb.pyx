@@ -433,7 +433,7 @@ cdef class Connection:
         if format is not None:
             _check_format(format, "get")
         cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _Slots(list(keys) if multi else [keys], "get")
+        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], "get")
         if ttl is None:
             self._get(slots, "get", False, 0, 0)
         else:
@@ -458,7 +458,7 @@ cdef class Connection:
         if lock_time == 0 or lock_time > 30:
             raise _exc.ArgumentError(f"ttl must be from 1 to 30 seconds, not {ttl!r}", operation="lock")
         cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _Slots(list(keys) if multi else [keys], "lock")
+        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], "lock")
         self._get(slots, "lock", False, 0, lock_time)
         return _collect(slots, "lock", REPLY_VALUE, multi, False, True)
 
@@ -527,7 +527,7 @@ cdef class Connection:
             items = list((<dict> key).items())
         else:
             items = [(key, value)]
-        cdef _Slots slots = _Slots([k for k, _ in items], op)
+        cdef _Slots slots = _new_slots([k for k, _ in items], op)
         # every value is encoded before anything is sent
         slots.set_data([_encode(v, fmt, op, k) for k, v in items])
         if cas_value and operation == lcb.LCB_STORE_UPSERT:
@@ -581,7 +581,7 @@ cdef class Connection:
             cas_values = [0] * len(keys)
         else:
             cas_values = [_check_cas(cas, "delete", keys)]
-        cdef _Slots slots = _Slots(list(keys) if multi else [keys], "delete")
+        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], "delete")
         slots.set_cas(cas_values)
         cdef lcb.lcb_CMDREMOVE *cmd = NULL
         _check_rc(lcb.lcb_cmdremove_create(&cmd), "delete")
@@ -603,7 +603,7 @@ cdef class Connection:
         """
         cdef uint32_t expiry = _check_ttl(ttl, "touch")
         cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _Slots(list(keys) if multi else [keys], "touch")
+        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], "touch")
         cdef lcb.lcb_CMDTOUCH *cmd = NULL
         _check_rc(lcb.lcb_cmdtouch_create(&cmd), "touch")
         try:
@@ -630,7 +630,7 @@ cdef class Connection:
             if c is None or c == 0:
                 raise _exc.ArgumentError("the CAS returned by lock() is required", key=k, operation="unlock")
             cas_values.append(_check_cas(c, "unlock", k))
-        cdef _Slots slots = _Slots([k for k, _ in pairs], "unlock")
+        cdef _Slots slots = _new_slots([k for k, _ in pairs], "unlock")
         slots.set_cas(cas_values)
         cdef lcb.lcb_CMDUNLOCK *cmd = NULL
         _check_rc(lcb.lcb_cmdunlock_create(&cmd), "unlock")
@@ -679,7 +679,7 @@ cdef class Connection:
             raise _exc.ArgumentError("a ttl takes effect only with initial= (when the counter is created)",
                                      operation=op)
         cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _Slots(list(keys) if multi else [keys], op)
+        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], op)
         cdef lcb.lcb_CMDCOUNTER *cmd = NULL
         _check_rc(lcb.lcb_cmdcounter_create(&cmd), op)
         try:

@@ -26,11 +26,13 @@ cdef lcb.lcb_STATUS NO_REPLY = -1
 
 
 @cython.final
+@cython.no_gc  # holds only lists of the caller's keys and values: no cycles
 cdef class _Slots:
-    """The slots of one call: built from the keys (checking each one, so a bad
-    key stops the call before anything is sent), freed with the values the
-    callbacks copied."""
+    """The slots of one call, made by _new_slots from the keys (checking each
+    one, so a bad key stops the call before anything is sent), freed with the
+    values the callbacks copied."""
     cdef Slot *slots
+    cdef Slot one   # the storage when there is one key: no allocation
     cdef Py_ssize_t n
     cdef list keys  # keeps every key object (and its UTF-8 buffer) alive
     cdef list data  # keeps the encoded values of a store alive
@@ -43,18 +45,6 @@ cdef class _Slots:
     cdef PyThread_type_lock wake
     cdef bint sleeping
 
-    def __cinit__(self, list keys, str op):
-        cdef Py_ssize_t i, nkey
-        self.keys = keys
-        self.n = len(keys)
-        self.slots = <Slot *> calloc(self.n if self.n > 0 else 1, sizeof(Slot))
-        if self.slots == NULL:
-            raise MemoryError()
-        for i in range(self.n):
-            self.slots[i].key = _key_ptr(keys[i], &nkey, op)
-            self.slots[i].nkey = <size_t> nkey
-            self.slots[i].rc = NO_REPLY
-
     def __dealloc__(self):
         cdef Py_ssize_t i
         if self.wake != NULL:
@@ -63,7 +53,8 @@ cdef class _Slots:
             for i in range(self.n):
                 free(self.slots[i].value)
                 Py_XDECREF(self.slots[i].large)
-            free(self.slots)
+            if self.slots != &self.one:
+                free(self.slots)
 
     cdef int set_data(self, list data) except -1:
         """Attach one encoded value (bytes) per key, for a store."""
@@ -80,6 +71,24 @@ cdef class _Slots:
         for i in range(self.n):
             self.slots[i].cas = cas_values[i]
         return 0
+
+
+cdef _Slots _new_slots(list keys, str op):
+    cdef _Slots call = _Slots.__new__(_Slots)
+    cdef Py_ssize_t i, nkey
+    call.keys = keys
+    call.n = len(keys)
+    if call.n == 1:
+        call.slots = &call.one
+    else:
+        call.slots = <Slot *> calloc(call.n if call.n > 0 else 1, sizeof(Slot))
+        if call.slots == NULL:
+            raise MemoryError()
+    for i in range(call.n):
+        call.slots[i].key = _key_ptr(keys[i], &nkey, op)
+        call.slots[i].nkey = <size_t> nkey
+        call.slots[i].rc = NO_REPLY
+    return call
 
 
 cdef int _sleep_until_woken(_Slots call) except -1:
