@@ -1,0 +1,158 @@
+"""The binding under topology changes and injected faults, driven through the
+mock cluster's control API: what users rely on is that acknowledged writes are
+never lost and every failure is an exception, never a hang or a crash."""
+
+import threading
+import time
+
+import pytest
+
+from couchbase import Couchbase
+from couchbase.exceptions import (
+    CouchbaseError,
+    NetworkError,
+    NotFoundError,
+    TemporaryFailError,
+    TimeoutError,
+)
+from couchbase.mock import MockCluster
+
+
+@pytest.fixture
+def cluster3():
+    """A private 3-node cluster (these tests change its topology)."""
+    with MockCluster(nodes=3, buckets={"default": ""}) as mock:
+        yield mock
+
+
+def _connect(mock, **options):
+    return Couchbase.connect(mock.host, mock.port, password="", bucket="default", **options)
+
+
+def test_multi_node_connection_string(cluster3):
+    hosts = ",".join(f"{cluster3.host}:{p}=http" for p in cluster3.mgmt_ports)
+    connstr = f"couchbase://{hosts}/default"
+    with Couchbase.connect(bucket="default", password="", connection_string=connstr) as cb:
+        keys = [f"spread:{i}" for i in range(300)]  # over every node's vbuckets
+        cb.set({k: i for i, k in enumerate(keys)})
+        assert cb.get(keys) == list(range(300))
+
+
+def _write_through(cb, keys, acknowledged, stop_after=None):
+    """Set each key, retrying transient failures; record acknowledged writes."""
+    for i, key in enumerate(keys):
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                cb.set(key, i)
+                acknowledged[key] = i
+                break
+            except (TimeoutError, NetworkError, TemporaryFailError, NotFoundError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+
+def test_failover_mid_workload_loses_no_acknowledged_write(cluster3):
+    keys = [f"fo:{i}" for i in range(10000)]
+    acknowledged = {}
+    with _connect(cluster3, timeout=2.0) as cb:
+        writer = threading.Thread(target=_write_through, args=(cb, keys, acknowledged))
+        writer.start()
+        while len(acknowledged) < 3000 and writer.is_alive():
+            time.sleep(0.01)
+        cluster3.failover(1)
+        writer.join(120)
+        assert not writer.is_alive()
+        assert len(acknowledged) == len(keys)
+        got = cb.get(keys)
+        assert got == [acknowledged[k] for k in keys]
+
+
+def test_add_node_and_rebalance_mid_workload(cluster3):
+    keys = [f"rb:{i}" for i in range(3000)]
+    acknowledged = {}
+    with _connect(cluster3) as cb:
+        writer = threading.Thread(target=_write_through, args=(cb, keys, acknowledged))
+        writer.start()
+        while len(acknowledged) < 1000 and writer.is_alive():
+            time.sleep(0.01)
+        cluster3.add_node(rebalance=True)
+        writer.join(120)
+        assert len(acknowledged) == len(keys)
+        assert cb.get(keys) == [acknowledged[k] for k in keys]
+
+
+def test_restarted_node_comes_back(cluster3):
+    with _connect(cluster3, timeout=1.0) as cb:
+        keys = [f"rs:{i}" for i in range(200)]
+        cb.set(dict.fromkeys(keys, "v"))
+        cluster3.restart(0)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert cb.get(keys) == ["v"] * 200
+                break
+            except (TimeoutError, NetworkError) as e:
+                assert time.monotonic() < deadline, e
+                time.sleep(0.05)
+
+
+def test_dropped_connections_are_reestablished(cb, cluster, key):
+    cb.set(key, "before")
+    cluster.drop_connections()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert cb.get(key) == "before"
+            break
+        except (NetworkError, TimeoutError) as e:
+            assert time.monotonic() < deadline, e
+            time.sleep(0.05)
+
+
+def test_opfail_status_becomes_its_exception(cb, cluster, key):
+    cb.set(key, 1)
+    cluster.opfail(0x01, 1, opcode="GET")  # KEY_ENOENT once, for a key that exists
+    with pytest.raises(NotFoundError) as info:
+        cb.get(key)
+    assert info.value.key == key and info.value.operation == "get"
+    assert cb.get(key) == 1  # the next try works
+
+
+def test_transient_failure_is_retried_by_the_library(cb, cluster, key):
+    cb.set(key, 1)
+    cluster.opfail(0x86, 2, opcode="GET")  # ETMPFAIL twice: the error map says retry
+    assert cb.get(key) == 1
+
+
+def test_opfail_in_a_multi_get_fails_only_those_keys(cb, cluster, key):
+    keys = [f"{key}:{i}" for i in range(5)]
+    cb.set(dict.fromkeys(keys, 7))
+    cluster.opfail(0x05, 2, opcode="SET")  # NOT_STORED twice
+    with pytest.raises(CouchbaseError) as info:
+        cb.set(dict.fromkeys(keys, 8))
+    results = info.value.all_results
+    failed = [k for k, r in results.items() if isinstance(r, CouchbaseError)]
+    assert len(failed) == 2
+    assert sorted(cb.get(keys)) == sorted(8 if k not in failed else 7 for k in keys)
+
+
+def test_truncated_reply_is_an_error_not_a_hang(cb, cluster, key):
+    cb.set(key, "x" * 1000)
+    cluster.truncate(30)  # cut the reply inside the value, then close
+    try:
+        start = time.monotonic()
+        with pytest.raises(CouchbaseError):
+            cb.get(key)
+        assert time.monotonic() - start < 5
+    finally:
+        cluster.truncate(None)
+    deadline = time.monotonic() + 10
+    while True:  # and the connection recovers
+        try:
+            assert cb.get(key) == "x" * 1000
+            break
+        except (NetworkError, TimeoutError) as e:
+            assert time.monotonic() < deadline, e
+            time.sleep(0.05)
