@@ -1,0 +1,85 @@
+"""``python -m couchbase.mock``: run a mock Couchbase cluster until SIGTERM/SIGINT.
+
+Prints exactly one line ``READY {json}`` (host, port, kv_ports, mgmt_ports, username,
+password, buckets) on stdout once every port listens.
+"""
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from .cluster import DEFAULT_VBUCKETS, MAX_NODES, MockCluster
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m couchbase.mock",
+        description="Run a mock Couchbase cluster (KV binary protocol + management REST) for tests. "
+                    "Prints one line 'READY {json}' when it serves, then serves until SIGTERM or SIGINT. "
+                    "Control it over HTTP with GET /mock/COMMAND?k=v on any management port "
+                    "(failover, restart, add_node, rebalance, hiccup, truncate, opfail, time_travel, "
+                    "drop_connections, create_bucket, delete_bucket, info, help).")
+    p.add_argument("--nodes", type=int, default=1, metavar="N",
+                   help="number of nodes, 1 to %d (default 1)" % MAX_NODES)
+    p.add_argument("--host", default="127.0.0.1", metavar="H",
+                   help="address to listen on and to advertise (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, metavar="P",
+                   help="management port of node 0; node i uses P+2i (management) and P+2i+1 (KV). "
+                        "0 (default) picks free ports")
+    p.add_argument("--bucket", action="append", default=None, metavar="NAME[:PASSWORD]",
+                   help="create a couchbase bucket (repeatable); default: one open bucket 'default'")
+    p.add_argument("--memcached-bucket", action="append", default=[], metavar="NAME[:PASSWORD]",
+                   help="create a memcached (ketama) bucket (repeatable)")
+    p.add_argument("--username", default="Administrator", metavar="U",
+                   help="RBAC administrator user name (default Administrator)")
+    p.add_argument("--password", default="password", metavar="P",
+                   help="RBAC administrator password (default password)")
+    p.add_argument("--vbuckets", type=int, default=DEFAULT_VBUCKETS, metavar="N",
+                   help="vbuckets per couchbase bucket (default %d)" % DEFAULT_VBUCKETS)
+    p.add_argument("--replicas", type=int, default=1, metavar="R",
+                   help="replicas per couchbase bucket (default 1)")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    buckets = args.bucket if args.bucket is not None else (["default"] if not args.memcached_bucket else [])
+    try:
+        mock = MockCluster(nodes=args.nodes, buckets=buckets, username=args.username, password=args.password,
+                           host=args.host, port=args.port, vbuckets=args.vbuckets, replicas=args.replicas)
+    except ValueError as exc:
+        print("couchbase.mock: %s" % exc, file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        mock.start()
+    except (OSError, ValueError, TimeoutError) as exc:
+        print("couchbase.mock: cannot start: %s" % exc, file=sys.stderr)
+        return 1
+    try:
+        for spec in args.memcached_bucket:
+            name, _, pw = spec.partition(":")
+            mock.create_bucket(name, pw, bucket_type="memcached")
+        info = mock.info()
+        ready = {k: info[k] for k in ("host", "port", "kv_ports", "mgmt_ports", "username", "password",
+                                      "buckets")}
+        sys.stdout.write("READY %s\n" % json.dumps(ready, separators=(",", ":")))
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            if not mock.running:
+                return 1
+    finally:
+        mock.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

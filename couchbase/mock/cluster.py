@@ -1,0 +1,847 @@
+"""The mock cluster: nodes, buckets, users, vbucket maps, topology changes and faults.
+
+``ClusterCore`` is the state that lives on the event-loop thread; ``MockCluster`` runs that
+loop in a daemon thread (or lets ``python -m couchbase.mock`` run it) and exposes the control
+methods to the test thread.
+"""
+
+import asyncio
+import os
+import re
+import sys
+import threading
+import time
+import uuid as _uuid
+
+from . import config as _config
+from . import subdoc  # noqa: F401  (registers the sub-document command handlers)
+from .kv import KVConnection
+from .protocol import opcode_from_name
+from .sasl import MECHANISMS
+from .store import BucketStore, CasSource, MockClock
+
+DEFAULT_VBUCKETS = 1024
+MAX_NODES = 16
+BUCKET_TYPES = ("couchbase", "memcached")
+
+
+class Node:
+    """One mock node: a KV port and a management (HTTP) port."""
+
+    def __init__(self, core, index, host, kv_port=0, mgmt_port=0):
+        self.core = core
+        self.index = index
+        self.host = host
+        self.kv_port = kv_port
+        self.mgmt_port = mgmt_port
+        self.failed = False
+        self.up = False
+        self.uuid = _uuid.uuid4().hex
+        self.kv_server = None
+        self.http_server = None
+        self.kv_conns = set()
+        self.http_conns = set()
+
+    def __repr__(self):
+        return "<Node %d kv=%d mgmt=%d%s>" % (self.index, self.kv_port, self.mgmt_port,
+                                               " failed" if self.failed else "")
+
+    async def start(self):
+        """Listen on this node's ports (ephemeral ones are fixed at first start)."""
+        from .rest import serve_http
+        loop = asyncio.get_running_loop()
+        self.kv_server = await loop.create_server(lambda: KVConnection(self.core, self), self.host,
+                                                  self.kv_port, reuse_address=True)
+        self.kv_port = self.kv_server.sockets[0].getsockname()[1]
+        try:
+            self.http_server = await serve_http(self.core, self)
+        except BaseException:
+            self.kv_server.close()
+            raise
+        self.mgmt_port = self.http_server.sockets[0].getsockname()[1]
+        self.up = True
+
+    def drop_connections(self):
+        """Abort every client connection to this node (KV and HTTP)."""
+        for conn in list(self.kv_conns):
+            conn.close()
+        self.kv_conns.clear()
+        for conn in list(self.http_conns):
+            conn.abort()
+        self.http_conns.clear()
+
+    async def stop(self):
+        """Stop listening and drop every connection, like a crashed node."""
+        self.up = False
+        servers = [s for s in (self.kv_server, self.http_server) if s is not None]
+        self.kv_server = self.http_server = None
+        for server in servers:
+            server.close()
+        self.drop_connections()
+        for server in servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2)
+            except (asyncio.TimeoutError, Exception):
+                pass
+
+
+class Bucket:
+    """A bucket: its documents and, for couchbase buckets, the vbucket map."""
+
+    def __init__(self, core, name, password="", bucket_type="couchbase", replicas=1, nvb=DEFAULT_VBUCKETS,
+                 ram_quota_mb=100, flush_enabled=True):
+        self.name = name
+        self.password = password
+        self.bucket_type = bucket_type
+        self.is_memcached = bucket_type == "memcached"
+        self.replicas = 0 if self.is_memcached else replicas
+        self.nvb = nvb
+        self.ram_quota_mb = ram_quota_mb
+        self.flush_enabled = flush_enabled
+        self.uuid = _uuid.uuid4().hex
+        self.manifest_uid = 0
+        self.store = BucketStore(nvb, core.clock, core.cas)
+        self.vbmap = None   # rows [active, replica...] of Node or None
+        self.owners = None  # active Node per vbucket (the KV fast path looks only at this)
+
+    def assign(self, nodes):
+        """Spread vbuckets evenly over ``nodes`` (a rebalance)."""
+        if self.is_memcached:
+            return
+        k = len(nodes)
+        rows = []
+        for vb in range(self.nvb):
+            row = [nodes[vb % k] if k else None]
+            for r in range(1, self.replicas + 1):
+                row.append(nodes[(vb + r) % k] if r < k else None)
+            rows.append(row)
+        self.vbmap = rows
+        self.owners = [row[0] for row in rows]
+
+    def fail_node(self, node, survivors):
+        """Promote replicas of the vbuckets ``node`` was active for; drop its replicas."""
+        if self.is_memcached or self.vbmap is None:
+            return
+        spare = 0
+        for vb, row in enumerate(self.vbmap):
+            for r in range(1, len(row)):
+                if row[r] is node:
+                    row[r] = None
+            if row[0] is node:
+                promoted = next((n for n in row[1:] if n is not None), None)
+                if promoted is None:
+                    promoted = survivors[spare % len(survivors)] if survivors else None
+                    spare += 1
+                else:
+                    row[row.index(promoted)] = None
+                row[0] = promoted
+                self.store.new_failover_entry(vb)
+        self.owners = [row[0] for row in self.vbmap]
+
+
+class User:
+    """An RBAC user: admin, or access to a set of buckets ("*" = all)."""
+
+    def __init__(self, name, password, roles=("admin",)):
+        self.name = name
+        self.password = password
+        self.roles = list(roles)
+        self.admin = False
+        self.buckets = set()
+        for role in self.roles:
+            m = re.match(r"^([a-z_]+)(?:\[([^\]]*)\])?$", role)
+            if not m:
+                raise ValueError("bad role %r" % role)
+            if m.group(1) in ("admin", "cluster_admin", "ro_admin") and not m.group(2):
+                self.admin = True
+            elif m.group(2):
+                self.buckets.add(m.group(2).split(":")[0])
+
+    def to_json(self):
+        return {"id": self.name, "domain": "local", "name": self.name,
+                "roles": [_role_json(r) for r in self.roles]}
+
+
+def _role_json(role):
+    m = re.match(r"^([a-z_]+)(?:\[([^\]]*)\])?$", role)
+    out = {"role": m.group(1)}
+    if m.group(2):
+        out["bucket_name"] = m.group(2)
+    return out
+
+
+class OpFail:
+    __slots__ = ("status", "count", "opcode", "bucket")
+
+    def __init__(self, status, count, opcode, bucket):
+        self.status = status
+        self.count = count
+        self.opcode = opcode
+        self.bucket = bucket
+
+
+def _validate_name(name):
+    if not name:
+        return "Bucket name needs to be specified"
+    if len(name) > 100:
+        return "Bucket name cannot exceed 100 characters"
+    if name.startswith("."):
+        return "Bucket name cannot start with dot."
+    if not re.match(r"^[A-Za-z0-9_.%-]+$", name):
+        return ("Bucket name can only contain characters in range A-Z, a-z, 0-9 as well as "
+                "underscore, period, dash & percent. Consult the documentation.")
+    return None
+
+
+class BucketError(ValueError):
+    """Bucket creation rejected; ``errors`` maps field names to messages (as the REST API)."""
+
+    def __init__(self, errors):
+        super().__init__("; ".join("%s: %s" % kv for kv in errors.items()))
+        self.errors = errors
+
+
+class ClusterCore:
+    """Cluster state; every method runs on the event-loop thread."""
+
+    def __init__(self, nodes=1, buckets=None, username="Administrator", password="password",
+                 host="127.0.0.1", port=0, vbuckets=DEFAULT_VBUCKETS, replicas=1):
+        if not 1 <= nodes <= MAX_NODES:
+            raise ValueError("nodes must be between 1 and %d" % MAX_NODES)
+        if vbuckets < 1 or vbuckets > 0x7FFF:
+            raise ValueError("vbuckets must be between 1 and 32767")
+        self.host = host
+        self.base_port = port
+        self.nvb = vbuckets
+        self.default_replicas = replicas
+        self.uuid = _uuid.uuid4().hex
+        self.rev = 1
+        self.balanced = True
+        self.clock = MockClock()
+        self.cas = CasSource()
+        self.started_at = time.time()
+        self.sasl_mechanisms = list(MECHANISMS)
+        self.users = {username: User(username, password)}
+        self.admin_user = username
+        self._salts = {}
+        self.nodes = [Node(self, i, host, *self._ports_for(i)) for i in range(nodes)]
+        self.buckets = {}
+        for name, pw in _normalize_buckets(buckets).items():
+            self._add_bucket(Bucket(self, name, pw, nvb=vbuckets, replicas=replicas))
+        self._config_cache = {}
+        self.streams = set()
+        # faults
+        self.opfails = []
+        self.last_opfail_status = 0
+        self.hiccup_ms = 0
+        self.hiccup_offset = 0
+        self.truncate_limit = None
+        self.truncate_close = True
+        self.write_faults = False
+        self.errors = []
+
+    def _ports_for(self, index):
+        if not self.base_port:
+            return 0, 0
+        return self.base_port + 2 * index + 1, self.base_port + 2 * index
+
+    def _add_bucket(self, bucket):
+        self.buckets[bucket.name] = bucket
+        bucket.assign(self.config_nodes())
+
+    def log_error(self, message):
+        self.errors.append(message)
+        del self.errors[:-100]
+        print("couchbase.mock: " + message, file=sys.stderr)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self):
+        try:
+            for node in self.nodes:
+                await node.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self):
+        for stream in list(self.streams):
+            stream.close()
+        self.streams.clear()
+        for node in self.nodes:
+            await node.stop()
+
+    # -- users and access -------------------------------------------------------------------
+
+    def password_for(self, user):
+        """Password of an RBAC user, or of the bucket named ``user`` (classic auth)."""
+        u = self.users.get(user)
+        if u is not None:
+            return u.password
+        bucket = self.buckets.get(user)
+        if bucket is not None:
+            return bucket.password
+        return None
+
+    def salt_for(self, user):
+        salt = self._salts.get(user)
+        if salt is None:
+            salt = self._salts[user] = os.urandom(16)
+        return salt
+
+    def check_password(self, user, password):
+        """Return True if ``user``/``password`` is an RBAC user or a bucket's credentials."""
+        u = self.users.get(user)
+        if u is not None and u.password == password:
+            return True
+        bucket = self.buckets.get(user)
+        return bucket is not None and bucket.password == password
+
+    def is_admin(self, user):
+        u = self.users.get(user)
+        return u is not None and u.admin
+
+    def may_access(self, user, bucket_name):
+        u = self.users.get(user)
+        if u is not None:
+            return u.admin or bucket_name in u.buckets or "*" in u.buckets
+        return user == bucket_name
+
+    # -- configuration ----------------------------------------------------------------------
+
+    def config_nodes(self):
+        """Nodes in the cluster map, in config order."""
+        return [n for n in self.nodes if not n.failed]
+
+    def config_bytes(self, bucket, node, host="$HOST"):
+        key = (bucket.name, node.index, host)
+        data = self._config_cache.get(key)
+        if data is None:
+            data = _config.dumps(_config.bucket_config(self, bucket, node, host))
+            self._config_cache[key] = data
+        return data
+
+    def cluster_config_bytes(self, node, host="$HOST"):
+        key = (None, node.index, host)
+        data = self._config_cache.get(key)
+        if data is None:
+            data = _config.dumps(_config.cluster_config(self, node, host))
+            self._config_cache[key] = data
+        return data
+
+    def bump(self):
+        """A topology change: new revision, pushed to every config stream."""
+        self.rev += 1
+        self._config_cache.clear()
+        for stream in list(self.streams):
+            stream.push()
+        for node in self.nodes:
+            for conn in list(node.kv_conns):
+                if conn.push_configs:
+                    conn.push_config(self.rev)
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def _update_write_faults(self):
+        truncating = self.truncate_limit is not None and self.truncate_limit >= 0
+        self.write_faults = self.hiccup_ms > 0 or truncating
+
+    def check_opfail(self, opcode, bucket):
+        """Return True (and set last_opfail_status) if this request must fail."""
+        for rule in self.opfails:
+            if rule.opcode is not None and rule.opcode != opcode:
+                continue
+            if rule.bucket is not None and (bucket is None or bucket.name != rule.bucket):
+                continue
+            if rule.count > 0:
+                rule.count -= 1
+                if rule.count == 0:
+                    self.opfails.remove(rule)
+            self.last_opfail_status = rule.status
+            return True
+        return False
+
+    # -- control operations (coroutines so that node start/stop can be awaited) ------------------
+
+    def _node(self, index):
+        index = int(index)
+        if not 0 <= index < len(self.nodes):
+            raise IndexError("no node %d (cluster has %d)" % (index, len(self.nodes)))
+        return self.nodes[index]
+
+    async def failover(self, node_index):
+        index = node_index
+        node = self._node(index)
+        if node.failed:
+            return self.info()
+        survivors = [n for n in self.config_nodes() if n is not node]
+        if not survivors:
+            raise ValueError("cannot fail over the last node")
+        node.failed = True
+        for bucket in self.buckets.values():
+            bucket.fail_node(node, survivors)
+        self.balanced = False
+        await node.stop()
+        self.bump()
+        return self.info()
+
+    async def restart(self, node_index):
+        index = node_index
+        node = self._node(index)
+        await node.stop()
+        await node.start()
+        if node.failed:
+            node.failed = False
+            self._rebalance()
+        self.bump()
+        return self.info()
+
+    async def add_node(self, rebalance=True):
+        if len(self.nodes) >= MAX_NODES:
+            raise ValueError("a mock cluster has at most %d nodes" % MAX_NODES)
+        node = Node(self, len(self.nodes), self.host, *self._ports_for(len(self.nodes)))
+        await node.start()
+        self.nodes.append(node)
+        if rebalance:
+            self._rebalance()
+        else:
+            self.balanced = False
+        self.bump()
+        return self.info()
+
+    def _rebalance(self):
+        nodes = self.config_nodes()
+        for bucket in self.buckets.values():
+            bucket.assign(nodes)
+        self.balanced = True
+
+    async def rebalance(self):
+        self._rebalance()
+        self.bump()
+        return self.info()
+
+    async def drop_connections(self, node_index=None):
+        index = node_index
+        nodes = self.nodes if index is None else [self._node(index)]
+        for node in nodes:
+            node.drop_connections()
+        for stream in list(self.streams):
+            if stream.node in nodes:
+                stream.close()
+        return {}
+
+    async def hiccup(self, msecs, offset=0):
+        self.hiccup_ms = max(0, int(msecs))
+        self.hiccup_offset = max(0, int(offset))
+        self._update_write_faults()
+        return {"msecs": self.hiccup_ms, "offset": self.hiccup_offset}
+
+    async def truncate(self, limit, close=True):
+        self.truncate_limit = None if limit is None or int(limit) < 0 else int(limit)
+        self.truncate_close = bool(close)
+        self._update_write_faults()
+        return {"limit": -1 if self.truncate_limit is None else self.truncate_limit}
+
+    async def opfail(self, status, count, opcode=None, bucket=None):
+        status = int(status, 0) if isinstance(status, str) else int(status)
+        count = int(count)
+        op = None if opcode in (None, "", "*") else opcode_from_name(opcode)
+        self.opfails = [r for r in self.opfails if not (r.opcode == op and r.bucket == bucket)]
+        if count != 0:
+            self.opfails.append(OpFail(status, count, op, bucket))
+        return {"rules": len(self.opfails)}
+
+    async def time_travel(self, seconds):
+        self.clock.travel(float(seconds))
+        return {"offset": self.clock.offset}
+
+    def bucket_errors(self, name, bucket_type="couchbase", replicas=None, ram_quota_mb=100):
+        """Validation errors for a new bucket, field -> message (empty if it may be created)."""
+        errors = {}
+        problem = _validate_name(name)
+        if problem:
+            errors["name"] = problem
+        elif name in self.buckets:
+            errors["name"] = "Bucket with given name already exists"
+        if bucket_type not in BUCKET_TYPES + ("membase",):
+            errors["bucketType"] = "invalid bucket type"
+        try:
+            replicas = self.default_replicas if replicas is None else int(replicas)
+            if replicas < 0:
+                raise ValueError
+            if replicas > 3:
+                errors["replicaNumber"] = "Replica number larger than 3 is not supported."
+        except (TypeError, ValueError):
+            errors["replicaNumber"] = ("The replica number must be specified and must be a "
+                                       "non-negative integer.")
+        try:
+            if int(ram_quota_mb) < 100:
+                errors["ramQuota"] = "RAM quota cannot be less than 100 MiB"
+        except (TypeError, ValueError):
+            errors["ramQuota"] = "The RAM Quota must be a number."
+        return errors
+
+    async def create_bucket(self, name, password="", bucket_type="couchbase", replicas=None,
+                            ram_quota_mb=100, flush_enabled=True):
+        errors = self.bucket_errors(name, bucket_type, replicas, ram_quota_mb)
+        if errors:
+            raise BucketError(errors)
+        if bucket_type == "membase":
+            bucket_type = "couchbase"
+        replicas = self.default_replicas if replicas is None else int(replicas)
+        self._add_bucket(Bucket(self, name, password or "", bucket_type, replicas, self.nvb,
+                                int(ram_quota_mb), flush_enabled))
+        self.bump()
+        return {"bucket": name}
+
+    async def delete_bucket(self, name):
+        bucket = self.buckets.pop(name, None)
+        if bucket is None:
+            raise KeyError(name)
+        for node in self.nodes:
+            for conn in list(node.kv_conns):
+                if conn.bucket is bucket:
+                    conn.close()
+        for stream in list(self.streams):
+            if stream.bucket is bucket:
+                stream.close()
+        self.bump()
+        return {"bucket": name}
+
+    async def flush_bucket(self, name):
+        bucket = self.buckets.get(name)
+        if bucket is None:
+            raise KeyError(name)
+        bucket.store.flush()
+        return {"bucket": name}
+
+    async def create_user(self, name, password, roles=("admin",)):
+        if not name:
+            raise ValueError("user name must not be empty")
+        self.users[name] = User(name, password, roles)
+        self._salts.pop(name, None)
+        return {"user": name}
+
+    async def delete_user(self, name):
+        if name not in self.users:
+            raise KeyError(name)
+        del self.users[name]
+        return {"user": name}
+
+    async def set_sasl_mechanisms(self, mechanisms):
+        mechs = mechanisms.split() if isinstance(mechanisms, str) else list(mechanisms)
+        unknown = [m for m in mechs if m not in MECHANISMS]
+        if unknown:
+            raise ValueError("unknown SASL mechanisms %s" % unknown)
+        self.sasl_mechanisms = mechs
+        return {"mechanisms": mechs}
+
+    async def keyinfo(self, key, bucket="default"):
+        b = self.buckets.get(bucket)
+        if b is None:
+            raise KeyError(bucket)
+        raw = key.encode() if isinstance(key, str) else key
+        item = b.store.meta(raw)
+        info = {"key": raw.decode("utf-8", "replace"), "found": item is not None and not item.deleted}
+        if b.vbmap is not None:
+            from .protocol import vbucket_of
+            vb = vbucket_of(raw, b.nvb)
+            nodes = self.config_nodes()
+            row = b.vbmap[vb]
+            info["vbucket"] = vb
+            info["active"] = row[0].index if row[0] is not None else -1
+            info["replicas"] = [n.index if n is not None else -1 for n in row[1:]]
+            info["serverIndex"] = nodes.index(row[0]) if row[0] in nodes else -1
+        if item is not None:
+            info.update({"cas": item.cas, "flags": item.flags, "exp": int(item.exp), "seqno": item.seqno,
+                         "deleted": item.deleted, "datatype": item.datatype,
+                         "locked": bool(b.store.is_locked(item))})
+        return info
+
+    def info(self):
+        """Public description of the cluster (the READY line's JSON)."""
+        nodes = self.nodes
+        return {
+            "host": self.host,
+            "port": nodes[0].mgmt_port,
+            "kv_ports": [n.kv_port for n in nodes],
+            "mgmt_ports": [n.mgmt_port for n in nodes],
+            "failed": [n.index for n in nodes if n.failed],
+            "username": self.admin_user,
+            "password": self.users[self.admin_user].password if self.admin_user in self.users else "",
+            "buckets": {b.name: b.password for b in self.buckets.values()},
+            "rev": self.rev,
+        }
+
+    # -- stats ------------------------------------------------------------------------------
+
+    def stats(self, conn, group):
+        """Stats for a STAT request: list of (name, value); None = needs a bucket.
+
+        Raises KeyError for an unknown group, ValueError for malformed arguments.
+        """
+        from .stats import stats_for
+        return stats_for(self, conn, group)
+
+
+def _normalize_buckets(buckets):
+    if buckets is None:
+        return {"default": ""}
+    if isinstance(buckets, dict):
+        return {str(k): str(v or "") for k, v in buckets.items()}
+    out = {}
+    for spec in buckets:
+        name, _, pw = str(spec).partition(":")
+        out[name] = pw
+    return out
+
+
+class MockCluster:
+    """A Couchbase cluster stand-in running in a background thread.
+
+    ``MockCluster(nodes=1, buckets=None, username="Administrator", password="password",
+    host="127.0.0.1", port=0, vbuckets=1024)``: ``buckets`` is a dict name -> password or a
+    list of "NAME[:PASSWORD]" strings (default: an open ``default`` bucket). ``port`` is the
+    management port of node 0; node i then uses ``port + 2*i`` (management) and
+    ``port + 2*i + 1`` (KV); 0 picks free ports. Use it as a context manager or call
+    ``start()`` / ``stop()``.
+    """
+
+    def __init__(self, nodes=1, buckets=None, username="Administrator", password="password",
+                 host="127.0.0.1", port=0, vbuckets=DEFAULT_VBUCKETS, replicas=1, start_timeout=10.0):
+        self._core = ClusterCore(nodes, buckets, username, password, host, port, vbuckets, replicas)
+        self.start_timeout = start_timeout
+        self._loop = None
+        self._thread = None
+        self._ready = threading.Event()
+        self._error = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self):
+        """Start serving in a daemon thread; return once every port listens."""
+        if self._thread is not None:
+            return self
+        self._ready.clear()
+        self._error = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="couchbase-mock", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(self.start_timeout):
+            self.stop()
+            raise TimeoutError("mock cluster did not start within %.1f s" % self.start_timeout)
+        if self._error is not None:
+            error = self._error
+            self._thread.join()
+            self._thread = None
+            self._loop = None
+            raise error
+        return self
+
+    def _run(self):
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        loop.set_debug(False)  # asyncio debug mode (python -X dev) would slow the mock several-fold
+        try:
+            loop.run_until_complete(self._core.start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                loop.run_until_complete(self._core.stop())
+                # let aborted connections run their connection_lost, then end what is left
+                loop.run_until_complete(asyncio.sleep(0.01))
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(self._core.stop())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    def stop(self):
+        """Stop serving, close every connection and join the thread (idempotent)."""
+        thread, loop = self._thread, self._loop
+        if thread is None:
+            return
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:
+                pass
+        thread.join(30)
+        self._thread = None
+        self._loop = None
+
+    close = stop
+
+    @property
+    def running(self):
+        """True while the mock serves."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        state = "running" if self.running else "stopped"
+        return "<MockCluster %s nodes=%d port=%s>" % (state, len(self._core.nodes), self.port)
+
+    def _call(self, coro, timeout=30):
+        if not self.running:
+            coro.close()
+            raise RuntimeError("the mock cluster is not running")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("call the coroutine directly on the mock's loop")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    # -- description --------------------------------------------------------------------------
+
+    @property
+    def host(self):
+        """Address the nodes listen on and advertise."""
+        return self._core.host
+
+    @property
+    def port(self):
+        """Management (HTTP) port of node 0."""
+        return self._core.nodes[0].mgmt_port
+
+    @property
+    def kv_ports(self):
+        """KV (memcached protocol) port of every node, in node order."""
+        return [n.kv_port for n in self._core.nodes]
+
+    @property
+    def mgmt_ports(self):
+        """Management (HTTP) port of every node, in node order."""
+        return [n.mgmt_port for n in self._core.nodes]
+
+    @property
+    def username(self):
+        """The RBAC administrator's user name."""
+        return self._core.admin_user
+
+    @property
+    def password(self):
+        """The RBAC administrator's password."""
+        return self._core.users[self._core.admin_user].password
+
+    @property
+    def buckets(self):
+        """Bucket name -> password."""
+        return {b.name: b.password for b in list(self._core.buckets.values())}
+
+    @property
+    def nodes(self):
+        """Number of nodes (failed-over ones included)."""
+        return len(self._core.nodes)
+
+    @property
+    def rev(self):
+        """Current configuration revision."""
+        return self._core.rev
+
+    @property
+    def core(self):
+        """The loop-side state (for advanced tests; touch it only on the mock's loop)."""
+        return self._core
+
+    def info(self):
+        """The dict printed on the READY line."""
+        return self._core.info()
+
+    def _hostport(self, port):
+        return _config.hostport(self.host, port)
+
+    def connstr(self, bucket="default", node=0):
+        """libcouchbase connection string bootstrapping over HTTP: couchbase://H:MGMT=http/BUCKET."""
+        return "couchbase://%s=http/%s" % (self._hostport(self.mgmt_ports[node]), bucket)
+
+    def kv_connstr(self, bucket="default", node=0):
+        """Connection string bootstrapping over CCCP: couchbase://H:KVPORT/BUCKET."""
+        return "couchbase://%s/%s" % (self._hostport(self.kv_ports[node]), bucket)
+
+    # -- control ------------------------------------------------------------------------------
+
+    def failover(self, node_index):
+        """Fail over node ``node_index``: its vbuckets go to replicas (or survivors), the node
+        stops listening and drops its connections; the config revision is bumped and pushed."""
+        return self._call(self._core.failover(node_index))
+
+    def restart(self, node_index):
+        """Restart node ``node_index``: drop its connections and listen again on the same ports.
+        A failed-over node rejoins the cluster (with a rebalance). Bumps the revision."""
+        return self._call(self._core.restart(node_index))
+
+    def add_node(self, rebalance=True):
+        """Add a node (new ports); with ``rebalance`` vbuckets are spread over it. Returns info()."""
+        return self._call(self._core.add_node(rebalance))
+
+    def rebalance(self):
+        """Spread every bucket's vbuckets evenly over the live nodes; bumps the revision."""
+        return self._call(self._core.rebalance())
+
+    def hiccup(self, msecs, offset=0):
+        """Delay every KV reply by ``msecs`` ms after its first ``offset`` bytes; 0 turns it off."""
+        return self._call(self._core.hiccup(msecs, offset))
+
+    def truncate(self, limit, close=True):
+        """Cut every KV reply batch to ``limit`` bytes (then close the connection if ``close``);
+        None or a negative limit turns it off."""
+        return self._call(self._core.truncate(limit, close))
+
+    def opfail(self, status, count, opcode=None, bucket=None):
+        """Answer the next ``count`` requests (count < 0: all; 0: remove the rule) for ``opcode``
+        (a number or a name such as "GET"; None: any data operation) in ``bucket`` (None: any)
+        with ``status`` instead of executing them."""
+        return self._call(self._core.opfail(status, count, opcode, bucket))
+
+    def time_travel(self, seconds):
+        """Move the mock clock (expiry, lock timeouts) forward by ``seconds``."""
+        return self._call(self._core.time_travel(seconds))
+
+    def drop_connections(self, node_index=None):
+        """Abort every client connection (KV and HTTP streams), of one node or all."""
+        return self._call(self._core.drop_connections(node_index))
+
+    def create_bucket(self, name, password="", bucket_type="couchbase", replicas=None,
+                      ram_quota_mb=100, flush_enabled=True):
+        """Create a bucket ("couchbase" or "memcached"); raises BucketError (a ValueError with
+        ``errors``, as the REST API reports them) on invalid arguments."""
+        return self._call(self._core.create_bucket(name, password, bucket_type, replicas,
+                                                   ram_quota_mb, flush_enabled))
+
+    def delete_bucket(self, name):
+        """Delete a bucket; its KV connections and config streams are closed."""
+        return self._call(self._core.delete_bucket(name))
+
+    def flush_bucket(self, name):
+        """Remove every document of a bucket."""
+        return self._call(self._core.flush_bucket(name))
+
+    def create_user(self, name, password, roles=("admin",)):
+        """Create or replace an RBAC user; roles like "admin" or "bucket_full_access[NAME]"."""
+        return self._call(self._core.create_user(name, password, roles))
+
+    def delete_user(self, name):
+        """Delete an RBAC user."""
+        return self._call(self._core.delete_user(name))
+
+    def set_sasl_mechanisms(self, mechanisms):
+        """Restrict the SASL mechanisms offered (list or space-separated string)."""
+        return self._call(self._core.set_sasl_mechanisms(mechanisms))
+
+    def keyinfo(self, key, bucket="default"):
+        """Where a key lives (vbucket, nodes) and its metadata."""
+        return self._call(self._core.keyinfo(key, bucket))
