@@ -381,8 +381,10 @@ class ClusterCore:
         for bucket in self.buckets.values():
             bucket.fail_node(node, survivors)
         self.balanced = False
-        await node.stop()
+        # Publish the new map first, then take the node down, as a cluster does:
+        # clients learn where its vbuckets went before its connections drop.
         self.bump()
+        await node.stop()
         return self.info()
 
     async def restart(self, node_index):
