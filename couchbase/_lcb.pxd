@@ -61,6 +61,7 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
     lcb_STATUS lcb_get_bootstrap_status(lcb_INSTANCE *instance)
     lcb_STATUS lcb_wait(lcb_INSTANCE *instance, lcb_WAITFLAGS flags)
     void lcb_destroy(lcb_INSTANCE *instance)
+    void lcb_breakout(lcb_INSTANCE *instance)
     lcb_RESPCALLBACK lcb_install_callback(lcb_INSTANCE *instance, int cbtype, lcb_RESPCALLBACK cb)
     void lcb_sched_enter(lcb_INSTANCE *instance)
     void lcb_sched_leave(lcb_INSTANCE *instance)

@@ -149,7 +149,8 @@ cdef class Connection:
     cdef lcb.lcb_LOGGER *_lcb_logger
     cdef PyThread_type_lock _lock
     cdef int _default_format
-    cdef list _pending  # calls queued by threads, not yet scheduled (see _run)
+    cdef list _pending    # calls queued by threads, not yet scheduled (see _run)
+    cdef list _in_flight  # calls scheduled, some replies still to come
     cdef readonly object host
     cdef readonly object port
     cdef readonly object bucket
@@ -162,6 +163,7 @@ cdef class Connection:
         self._io = NULL
         self._lcb_logger = NULL
         self._pending = []
+        self._in_flight = []
         self._lock = PyThread_allocate_lock()
         if self._lock == NULL:
             raise MemoryError()
@@ -305,11 +307,13 @@ cdef class Connection:
     #
     # A call queues its slots in _pending. If the instance lock is free, its
     # thread becomes the leader: it sends every queued call (its own and those
-    # other threads queued meanwhile) in one flush, waits once, and wakes their
-    # threads. A thread that finds the lock taken sleeps on its call's own wake
-    # lock until its call is done, or until the leader hands it the lead for
-    # the calls queued during the last round. Threads sharing a Connection so
-    # share round trips instead of queueing behind each other's.
+    # other threads queued meanwhile) and runs the event loop until one of the
+    # calls in flight has all its replies (the callbacks break the loop out
+    # then), hands finished calls back to their sleeping threads, sends what
+    # was queued meanwhile, and goes on until its own call is done. Then it
+    # wakes one of the threads still waiting to lead the rest. Threads sharing
+    # a Connection so pipeline their calls over its sockets instead of queueing
+    # behind each other's round trips.
     #
     # Queueing and handing over happen with the GIL held and without releasing
     # it in between, which makes each of them atomic with respect to the other.
@@ -321,13 +325,13 @@ cdef class Connection:
         return 0
 
     cdef void _release_lead(self) noexcept:
-        """Wake the first queued call's thread to lead the next round (its
-        thread failed to take the lock while we held it, so it sleeps on its
-        wake lock), then free the instance lock."""
-        cdef _Slots nxt
+        """Wake a thread whose call is queued or in flight to lead next (it
+        sleeps on its wake lock, having found the lock taken), then free the
+        instance lock."""
         if self._pending:
-            nxt = <_Slots> self._pending[0]
-            _wake(nxt)
+            _wake(<_Slots> self._pending[0])
+        elif self._in_flight:
+            _wake(<_Slots> self._in_flight[0])
         PyThread_release_lock(self._lock)
 
     cdef int _check_open(self, str op) except -1:
@@ -342,38 +346,64 @@ cdef class Connection:
         call.cmd = <void *> cmd
         call.kind = _command_kind(cmd)
         self._pending.append(call)
-        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+        while not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            # another thread leads: it sends this call too, and wakes this
+            # thread when the call is done or when it lets go of the lead
             _sleep_until_woken(call)
             if call.done:
                 return 0
-            self._acquire()  # handed the lead: the last leader is letting go
         try:
             self._check_open(op)
             while not call.done:
-                self._round()
+                self._send_pending()
+                self._pump()
         except BaseException:
-            if not call.done and call in self._pending:
+            if call in self._pending:
                 self._pending.remove(call)
             raise
         finally:
             self._release_lead()
         return 0
 
-    cdef int _round(self) except -1:
-        """Send every queued call in one flush, wait for all replies (GIL
-        released), and wake the calls' threads."""
+    cdef int _send_pending(self) except -1:
+        """Schedule every queued call in one flush; they are then in flight."""
         cdef _Slots call
-        cdef list batch
+        if not self._pending:
+            return 0
         batch, self._pending = self._pending, []
         lcb.lcb_sched_enter(self._instance)
         for call in batch:
             _schedule_call(self._instance, call)
         lcb.lcb_sched_leave(self._instance)
-        with nogil:
-            lcb.lcb_wait(self._instance, lcb.LCB_WAIT_NOCHECK)
-        for call in batch:
-            call.done = True
-            _wake(call)
+        self._in_flight.extend(batch)
+        return 0
+
+    cdef int _pump(self) except -1:
+        """Run the event loop (GIL released) until a call in flight has all
+        its replies, then mark the finished calls done and wake their threads."""
+        cdef _Slots call
+        cdef bint waiting = False
+        for call in self._in_flight:
+            if call.unanswered > 0:
+                waiting = True
+                break
+        if waiting:
+            with nogil:
+                lcb.lcb_wait(self._instance, lcb.LCB_WAIT_DEFAULT)
+        still = []
+        for call in self._in_flight:
+            if call.unanswered > 0:
+                still.append(call)
+            else:
+                call.done = True
+                _wake(call)
+        self._in_flight = still
+        return 0
+
+    cdef int _drain(self) except -1:
+        """Finish every call in flight (before close, or an exclusive command)."""
+        while self._in_flight:
+            self._pump()
         return 0
 
     # -- lifecycle ------------------------------------------------------------
@@ -382,6 +412,8 @@ cdef class Connection:
         """Close the connection. Idempotent; later calls raise ConnectError."""
         self._acquire()
         try:
+            if self._instance != NULL:
+                self._drain()  # never destroy the instance under calls in flight
             self._release()
         finally:
             self._release_lead()
@@ -724,6 +756,7 @@ cdef class Connection:
             self._acquire()
             try:
                 self._check_open("stats")
+                self._drain()  # stats replies are counted by the loop running dry
                 lcb.lcb_sched_enter(self._instance)
                 for group in groups:
                     lcb.lcb_cmdstats_key(cmd, group, len(group))

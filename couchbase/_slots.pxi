@@ -10,6 +10,7 @@ cdef struct Slot:
     size_t ndata
     # both ways: a remove's or unlock's CAS going out, the reply's CAS coming back
     uint64_t cas
+    int *unanswered        # the call's count of slots still waiting for a reply
     # coming back
     lcb.lcb_STATUS rc      # NO_REPLY until the callback ran
     uint32_t flags
@@ -40,6 +41,7 @@ cdef class _Slots:
     # waits in Connection._run until done (whichever thread sent it)
     cdef void *cmd
     cdef CommandKind kind
+    cdef int unanswered  # slots still waiting for their reply
     cdef bint done
     # held while the calling thread sleeps waiting for another to send the call
     cdef PyThread_type_lock wake
@@ -78,6 +80,7 @@ cdef _Slots _new_slots(list keys, str op):
     cdef Py_ssize_t i, nkey
     call.keys = keys
     call.n = len(keys)
+    call.unanswered = <int> call.n
     if call.n == 1:
         call.slots = &call.one
     else:
@@ -88,6 +91,7 @@ cdef _Slots _new_slots(list keys, str op):
         call.slots[i].key = _key_ptr(keys[i], &nkey, op)
         call.slots[i].nkey = <size_t> nkey
         call.slots[i].rc = NO_REPLY
+        call.slots[i].unanswered = &call.unanswered
     return call
 
 
@@ -112,8 +116,20 @@ cdef inline void _wake(_Slots call) noexcept:
 
 
 cdef inline void _scheduled(Slot *slot, lcb.lcb_STATUS rc) noexcept nogil:
-    """Record the outcome of scheduling: a refused command keeps its status."""
-    slot.rc = NO_REPLY if rc == lcb.LCB_SUCCESS else rc
+    """Record the outcome of scheduling: a refused command keeps its status
+    and will get no reply."""
+    if rc != lcb.LCB_SUCCESS:
+        slot.rc = rc
+        slot.unanswered[0] -= 1
+
+
+cdef inline void _answered(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogil:
+    """Count a slot's reply in. When a call has all its replies, stop the
+    event loop so the waiting leader can hand it back and send what other
+    threads queued meanwhile (the rest stays in flight)."""
+    slot.unanswered[0] -= 1
+    if slot.unanswered[0] == 0:
+        lcb.lcb_breakout(instance)
 
 
 # Every kind of libcouchbase command this module sends; one scheduling loop
@@ -228,13 +244,14 @@ cdef void _on_get(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE
         lcb.lcb_respget_value(resp, &value, &nvalue)
         if nvalue >= LARGE_VALUE:
             _keep_as_bytes(slot, value, nvalue)
-            return
-        slot.value = <char *> malloc(nvalue if nvalue > 0 else 1)
-        if slot.value == NULL:
-            slot.rc = lcb.LCB_ERR_NO_MEMORY
-            return
-        memcpy(slot.value, value, nvalue)
-        slot.nvalue = nvalue
+        else:
+            slot.value = <char *> malloc(nvalue if nvalue > 0 else 1)
+            if slot.value == NULL:
+                slot.rc = lcb.LCB_ERR_NO_MEMORY
+            else:
+                memcpy(slot.value, value, nvalue)
+                slot.nvalue = nvalue
+    _answered(instance, slot)
 
 
 # From this size on, a value is copied straight into a bytes object in the
@@ -260,6 +277,7 @@ cdef void _on_store(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBA
     if slot != NULL:
         slot.rc = lcb.lcb_respstore_status(resp)
         lcb.lcb_respstore_cas(resp, &slot.cas)
+        _answered(instance, slot)
 
 
 cdef void _on_remove(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
@@ -269,6 +287,7 @@ cdef void _on_remove(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPB
     if slot != NULL:
         slot.rc = lcb.lcb_respremove_status(resp)
         lcb.lcb_respremove_cas(resp, &slot.cas)
+        _answered(instance, slot)
 
 
 cdef void _on_counter(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
@@ -279,6 +298,7 @@ cdef void _on_counter(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESP
         slot.rc = lcb.lcb_respcounter_status(resp)
         lcb.lcb_respcounter_cas(resp, &slot.cas)
         lcb.lcb_respcounter_value(resp, &slot.counter)
+        _answered(instance, slot)
 
 
 cdef void _on_touch(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
@@ -288,6 +308,7 @@ cdef void _on_touch(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBA
     if slot != NULL:
         slot.rc = lcb.lcb_resptouch_status(resp)
         lcb.lcb_resptouch_cas(resp, &slot.cas)
+        _answered(instance, slot)
 
 
 cdef void _on_unlock(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
@@ -297,6 +318,7 @@ cdef void _on_unlock(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPB
     if slot != NULL:
         slot.rc = lcb.lcb_respunlock_status(resp)
         lcb.lcb_respunlock_cas(resp, &slot.cas)
+        _answered(instance, slot)
 
 
 @cython.final

@@ -795,7 +795,8 @@ class MockCluster:
         return self._call(self._core.rebalance())
 
     def hiccup(self, msecs, offset=0):
-        """Delay every KV reply by ``msecs`` ms after its first ``offset`` bytes; 0 turns it off."""
+        """Delay every KV reply by ``msecs`` ms after its first ``offset`` bytes (server latency:
+        pipelined replies are each delayed once, not one after another); 0 turns it off."""
         return self._call(self._core.hiccup(msecs, offset))
 
     def truncate(self, limit, close=True):

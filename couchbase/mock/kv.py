@@ -347,34 +347,34 @@ class KVConnection(asyncio.BufferedProtocol):
         self._hiccup_or_write(data)
 
     def _hiccup_or_write(self, data):
+        # A hiccup is server latency: each reply leaves ``hiccup_ms`` after it
+        # was produced (its first ``offset`` bytes at once), in order, while
+        # later replies are already on their way - not stacked one delay after
+        # another, so pipelined clients see the latency once per reply.
         if self.core.hiccup_ms <= 0 and not self._hq:
             self.transport.write(data)
             return
-        if self._hq is None:
-            self._hq = []
-        self._hq.append(data)
-        if len(self._hq) == 1:
-            self._hiccup_next()
+        loop = asyncio.get_event_loop()
+        if not self._hq:
+            offset = min(self.core.hiccup_offset, len(data))
+            if offset:
+                self.transport.write(data[:offset])
+                data = data[offset:]
+            self._hq = [(loop.time() + self.core.hiccup_ms / 1000.0, data)]
+            loop.call_at(self._hq[0][0], self._hiccup_due)
+        else:
+            self._hq.append((loop.time() + self.core.hiccup_ms / 1000.0, data))
 
-    def _hiccup_next(self):
+    def _hiccup_due(self):
         if self.closed:
             self._hq = None
             return
-        data = self._hq[0]
-        offset = min(max(self.core.hiccup_offset, 0), len(data))
-        if offset:
-            self.transport.write(data[:offset])
-        delay = max(self.core.hiccup_ms, 0) / 1000.0
-        asyncio.get_event_loop().call_later(delay, self._hiccup_done, data[offset:])
-
-    def _hiccup_done(self, rest):
-        if self.closed:
-            self._hq = None
-            return
-        self.transport.write(rest)
-        self._hq.pop(0)
+        loop = asyncio.get_event_loop()
+        now = loop.time()
+        while self._hq and self._hq[0][0] <= now:
+            self.transport.write(self._hq.pop(0)[1])
         if self._hq:
-            self._hiccup_next()
+            loop.call_at(self._hq[0][0], self._hiccup_due)
         else:
             self._hq = None
 
