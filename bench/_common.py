@@ -1,0 +1,234 @@
+"""Shared by the bench/ scripts: paths, the mock cluster and memcached processes, CPU pinning.
+
+Standard library only: the scripts run with any Python 3.9+ (the clients themselves run in
+their own environments, see run.py).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+VENV_PY = REPO / ".venv" / "bin" / "python"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "couchbase-lcb"
+SDK_VENV = CACHE / "sdk-venv"
+SDK_SPEC = "couchbase==4.6.3"
+PYLIBMC_VENV = CACHE / "pylibmc-venv"
+PYLIBMC_SPEC = "pylibmc"
+
+
+def cpu_sets():
+    """(server CPU list, client CPU list) for taskset, or (None, None) when pinning is off or
+    impossible. Servers (mock, memcached) on CPU 0, the measured client on CPU 1."""
+    if os.environ.get("BENCH_NO_PIN") or not shutil.which("taskset"):
+        return None, None
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None, None
+    if len(cpus) < 2:
+        return None, None
+    return str(cpus[0]), str(cpus[1])
+
+
+def pinned(cmd, cpus):
+    return (["taskset", "-c", cpus] + list(cmd)) if cpus else list(cmd)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def snapshot_package():
+    """Copy this checkout's ``couchbase`` package (with its compiled module) to a temporary
+    directory and return that directory, for PYTHONPATH. The working tree is shared with
+    people rebuilding _lcb.so meanwhile: a run measures one consistent build, and a rebuild
+    cannot replace a module under a running process."""
+    import tempfile
+
+    dest = Path(tempfile.mkdtemp(prefix="couchbase-lcb-bench-"))
+    shutil.copytree(
+        REPO / "couchbase", dest / "couchbase", ignore=shutil.ignore_patterns("*.c", "__pycache__", "*.html")
+    )
+    return dest
+
+
+def binding_identity(package_dir=None):
+    """Which build is measured: git commit (+ whether the tree differs) and the module's hash."""
+    import glob
+    import hashlib
+
+    base = Path(package_dir) if package_dir else REPO
+    sos = sorted(glob.glob(str(base / "couchbase" / "_lcb*.so")))
+    digest = hashlib.sha256(Path(sos[0]).read_bytes()).hexdigest()[:12] if sos else "none"
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(REPO),
+                "status",
+                "--porcelain",
+                "--",
+                "couchbase/*.pyx",
+                "couchbase/*.pxi",
+                "couchbase/*.pxd",
+                "couchbase/*.py",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        head, dirty = "?", ""
+    return "git %s%s, _lcb.so sha256 %s" % (head, " + uncommitted changes" if dirty else "", digest)
+
+
+def use_binding_snapshot():
+    """For the scripts that run the binding in their own process (threads, memory): re-exec
+    under the dev venv's python if needed, then import the binding from a snapshot (see
+    snapshot_package). Returns the snapshot directory."""
+    if (
+        VENV_PY.exists()
+        and Path(sys.prefix).resolve() != (REPO / ".venv").resolve()
+        and not os.environ.get("BENCH_IN_VENV")
+    ):
+        os.execve(str(VENV_PY), [str(VENV_PY)] + sys.argv, dict(os.environ, BENCH_IN_VENV="1"))
+    import atexit
+
+    snap = snapshot_package()
+    atexit.register(shutil.rmtree, str(snap), True)
+    sys.path.insert(0, str(snap))
+    for name in [m for m in sys.modules if m == "couchbase" or m.startswith("couchbase.")]:
+        del sys.modules[name]
+    import couchbase
+
+    assert Path(couchbase.__file__).resolve().is_relative_to(snap.resolve()), couchbase.__file__
+    return snap
+
+
+def client_python():
+    """The interpreter that has this repository's binding: the dev venv, else this one."""
+    return str(VENV_PY) if VENV_PY.exists() else sys.executable
+
+
+class MockProcess:
+    """``python -m couchbase.mock`` in its own process; .info is its READY json."""
+
+    def __init__(self, cpus=None, buckets=("default",), extra=(), pythonpath=None):
+        cmd = [client_python(), "-m", "couchbase.mock"]
+        for b in buckets:
+            cmd += ["--bucket", b]
+        cmd += list(extra)
+        env = dict(os.environ, PYTHONPATH=str(pythonpath or REPO))
+        self.proc = subprocess.Popen(
+            pinned(cmd, cpus),
+            cwd=str(pythonpath or REPO),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.time() + 60
+        line = ""
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line or line.startswith("READY "):
+                break
+        if not line.startswith("READY "):
+            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            self.stop()
+            raise RuntimeError("the mock cluster did not start: %r %s" % (line, err[-2000:]))
+        self.info = json.loads(line[len("READY ") :])
+        self.host = self.info["host"]
+        self.port = self.info["port"]
+        self.kv_port = self.info["kv_ports"][0]
+
+    def control(self, command, **params):
+        """GET /mock/COMMAND?k=v on the management port; returns the JSON reply."""
+        import base64
+        import urllib.parse
+        import urllib.request
+
+        url = "http://%s:%d/mock/%s" % (self.host, self.port, command)
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        req = urllib.request.Request(url)
+        token = base64.b64encode(("%s:%s" % (self.info["username"], self.info["password"])).encode()).decode()
+        req.add_header("Authorization", "Basic " + token)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read().decode())
+
+    def cpu_seconds(self):
+        return proc_cpu_seconds(self.proc.pid)
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+class MemcachedProcess:
+    """A real memcached (Debian's) on 127.0.0.1 and a free port, one worker thread."""
+
+    def __init__(self, cpus=None, memory_mb=1024):
+        exe = shutil.which("memcached")
+        if not exe:
+            raise RuntimeError("memcached is not installed (run bench/setup.sh)")
+        self.port = free_port()
+        cmd = [exe, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", str(memory_mb), "-t", "1"]
+        if os.geteuid() == 0:
+            cmd += ["-u", "root"]
+        self.proc = subprocess.Popen(pinned(cmd, cpus), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("memcached exited: %s" % self.proc.stderr.read().decode()[-500:])
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            self.stop()
+            raise RuntimeError("memcached did not listen on port %d" % self.port)
+        self.version = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout.strip()
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+def stop_process(proc, timeout=5):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def proc_cpu_seconds(pid):
+    """user+system CPU seconds of a running process (all its threads), from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def rss_bytes(pid="self"):
+    with open("/proc/%s/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
