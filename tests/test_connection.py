@@ -8,6 +8,7 @@ import time
 import warnings
 
 import pytest
+from threads_util import run_threads
 
 from couchbase import Couchbase
 from couchbase.exceptions import ConnectError, NotFoundError, TimeoutError
@@ -113,25 +114,15 @@ def test_log_is_quiet_below_warning_by_default(cluster, caplog):
 
 
 def test_one_connection_shared_by_8_threads(cb, key):
-    errors = []
-
     def worker(t):
-        try:
-            for i in range(200):
-                k = f"{key}:{t}:{i % 10}"
-                cb.set(k, {"t": t, "i": i})
-                assert cb.get(k) == {"t": t, "i": i}
-                cb.incr(f"{key}:counter", initial=0)
-            cb.get([f"{key}:{t}:{i}" for i in range(10)])
-        except BaseException as e:  # collected and re-raised in the main thread
-            errors.append(e)
+        for i in range(200):
+            k = f"{key}:{t}:{i % 10}"
+            cb.set(k, {"t": t, "i": i})
+            assert cb.get(k) == {"t": t, "i": i}
+            cb.incr(f"{key}:counter", initial=0)
+        cb.get([f"{key}:{t}:{i}" for i in range(10)])
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors, errors
+    run_threads(worker, 8)
     # initial=0 counts as the first step: 8 * 200 increments give 8 * 200 - 1
     assert cb.get(f"{key}:counter") == 8 * 200 - 1
 
@@ -162,23 +153,13 @@ def test_gil_is_released_while_waiting(cb, cluster, key):
 
 
 def test_threads_with_own_connections(cluster, key):
-    errors = []
-
     def worker(t):
-        try:
-            with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default") as conn:
-                for i in range(50):
-                    conn.set(f"{key}:{t}", i)
-                    assert conn.get(f"{key}:{t}") == i
-        except BaseException as e:
-            errors.append(e)
+        with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default") as conn:
+            for i in range(50):
+                conn.set(f"{key}:{t}", i)
+                assert conn.get(f"{key}:{t}") == i
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors, errors
+    run_threads(worker, 8)
 
 
 def test_close_while_another_thread_uses_the_connection(cluster, key):

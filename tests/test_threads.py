@@ -5,27 +5,10 @@ import random
 import threading
 
 import pytest
+from threads_util import run_threads
 
 from couchbase import Couchbase
 from couchbase.exceptions import ConnectError, KeyExistsError, NotFoundError
-
-
-def _run_threads(target, n, timeout=60):
-    errors = []
-
-    def wrapped(i):
-        try:
-            target(i)
-        except BaseException as e:  # reported by the main thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=wrapped, args=(i,), daemon=True) for i in range(n)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout)
-    assert not any(th.is_alive() for th in threads), "a thread hangs"
-    assert not errors, errors[:3]
 
 
 def test_mixed_operations_from_16_threads(cb, key):
@@ -58,7 +41,7 @@ def test_mixed_operations_from_16_threads(cb, key):
                            else [f"{mine}:a-missing"])
                 assert info.value.key == f"{mine}:a-missing"
 
-    _run_threads(worker, 16)
+    run_threads(worker, 16)
 
 
 def test_closing_while_16_threads_wait_never_hangs(cluster, key):
@@ -78,7 +61,7 @@ def test_closing_while_16_threads_wait_never_hangs(cluster, key):
 
     def run_all():
         try:
-            _run_threads(worker, 16)
+            run_threads(worker, 16)
             outcome.append("ok")
         except BaseException as e:
             outcome.append(e)
