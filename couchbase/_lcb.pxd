@@ -228,6 +228,78 @@ cdef extern from "libcouchbase/iops.h" nogil:
     lcb_STATUS lcb_destroy_io_ops(lcb_io_opt_t op)
 
 
+cdef extern from "libcouchbase/iops.h" nogil:
+    # A waker: a socket watched by libcouchbase's own event loop. Writing to
+    # its peer from another thread breaks the loop out (lcb_breakout), so a
+    # thread waiting in lcb_wait can send calls queued meanwhile at once.
+    """
+    typedef struct {
+        lcb_io_opt_t io;
+        lcb_ev_procs ev;
+        lcb_bsd_procs bsd;
+        void *event;
+        lcb_socket_t sock;
+        lcb_INSTANCE *instance;
+    } lcbpy_WAKER;
+
+    static void lcbpy_waker_fired(lcb_socket_t sock, short events, void *arg)
+    {
+        lcbpy_WAKER *waker = (lcbpy_WAKER *)arg;
+        char buf[64];
+        while (waker->bsd.recv(waker->io, sock, buf, sizeof(buf), 0) > 0) {
+        }
+        lcb_breakout(waker->instance);
+        (void)events;
+    }
+
+    static int lcbpy_waker_start(lcbpy_WAKER *waker, lcb_io_opt_t io, lcb_INSTANCE *instance,
+                                 lcb_socket_t sock)
+    {
+        lcb_loop_procs loop;
+        lcb_timer_procs timer;
+        lcb_completion_procs completion;
+        lcb_iomodel_t model;
+        lcb_io_procs_fn get_procs;
+        memset(waker, 0, sizeof(*waker));
+        memset(&loop, 0, sizeof(loop));
+        memset(&timer, 0, sizeof(timer));
+        memset(&completion, 0, sizeof(completion));
+        if (io->version == 3) {
+            get_procs = io->v.v3.get_procs;
+        } else if (io->version == 2) {
+            get_procs = io->v.v2.get_procs;
+        } else {
+            return -1;
+        }
+        get_procs(LCB_IOPROCS_VERSION, &loop, &timer, &waker->bsd, &waker->ev, &completion, &model);
+        if (model != LCB_IOMODEL_EVENT || !waker->ev.create || !waker->ev.watch || !waker->bsd.recv) {
+            return -1;
+        }
+        waker->io = io;
+        waker->instance = instance;
+        waker->sock = sock;
+        waker->event = waker->ev.create(io);
+        if (waker->event == NULL) {
+            return -1;
+        }
+        return waker->ev.watch(io, sock, waker->event, LCB_READ_EVENT, waker, lcbpy_waker_fired);
+    }
+
+    static void lcbpy_waker_stop(lcbpy_WAKER *waker)
+    {
+        if (waker->event != NULL) {
+            waker->ev.cancel(waker->io, waker->sock, waker->event);
+            waker->ev.destroy(waker->io, waker->event);
+            waker->event = NULL;
+        }
+    }
+    """
+    ctypedef struct lcbpy_WAKER:
+        void *event
+    int lcbpy_waker_start(lcbpy_WAKER *waker, lcb_io_opt_t io, lcb_INSTANCE *instance, int sock)
+    void lcbpy_waker_stop(lcbpy_WAKER *waker)
+
+
 cdef extern from "<stdarg.h>" nogil:
     ctypedef struct va_list:
         pass

@@ -24,6 +24,7 @@ from couchbase cimport _lcb as lcb
 
 import logging
 import pickle
+import socket
 import warnings
 
 from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN
@@ -151,6 +152,10 @@ cdef class Connection:
     cdef int _default_format
     cdef list _pending    # calls queued by threads, not yet scheduled (see _run)
     cdef list _in_flight  # calls scheduled, some replies still to come
+    cdef lcb.lcbpy_WAKER _waker  # breaks the leader's wait when a call is queued
+    cdef object _wake_in, _wake_out  # the waker's socket pair (None: no waker)
+    cdef bint _loop_running  # the leader waits in the event loop (GIL released)
+    cdef bint _loop_woken    # ... and has already been sent a wake-up byte
     cdef readonly object host
     cdef readonly object port
     cdef readonly object bucket
@@ -164,6 +169,7 @@ cdef class Connection:
         self._lcb_logger = NULL
         self._pending = []
         self._in_flight = []
+        self._wake_in = self._wake_out = None
         self._lock = PyThread_allocate_lock()
         if self._lock == NULL:
             raise MemoryError()
@@ -247,6 +253,7 @@ cdef class Connection:
             if name not in given:
                 self._check_setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
 
+        self._start_waker()
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_GET, _on_get)
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_STORE, _on_store)
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_REMOVE, _on_remove)
@@ -280,8 +287,30 @@ cdef class Connection:
         err.msg = f"bucket {self.bucket!r} at {where}: {err.msg}"
         return err
 
+    cdef int _start_waker(self) except -1:
+        """Watch one end of a socket pair in the instance's event loop (see
+        _run); without it, calls queued meanwhile go out when a reply arrives."""
+        wake_in, wake_out = socket.socketpair()
+        wake_in.setblocking(False)
+        wake_out.setblocking(False)
+        if lcb.lcbpy_waker_start(&self._waker, self._io, self._instance, wake_in.fileno()) == 0:
+            self._wake_in, self._wake_out = wake_in, wake_out
+        else:
+            lcb.lcbpy_waker_stop(&self._waker)
+            wake_in.close()
+            wake_out.close()
+        return 0
+
     cdef void _release(self) noexcept:
         """Destroy the libcouchbase instance and what it uses."""
+        lcb.lcbpy_waker_stop(&self._waker)
+        if self._wake_in is not None:
+            try:
+                self._wake_in.close()
+                self._wake_out.close()
+            except BaseException:
+                pass
+            self._wake_in = self._wake_out = None
         if self._instance != NULL:
             lcb.lcb_destroy(self._instance)
             self._instance = NULL
@@ -346,12 +375,20 @@ cdef class Connection:
         call.cmd = <void *> cmd
         call.kind = _command_kind(cmd)
         self._pending.append(call)
+        if self._loop_running and not self._loop_woken and self._wake_out is not None:
+            self._loop_woken = True
+            try:
+                self._wake_out.send(b"\0")
+            except OSError:
+                pass  # full: a wake-up is already on its way
         while not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
-            # another thread leads: it sends this call too, and wakes this
-            # thread when the call is done or when it lets go of the lead
-            _sleep_until_woken(call)
+            # Another thread leads: it sends this call too, and wakes this
+            # thread when the call is done or when it lets go of the lead.
+            # (The call may be done already: sending the wake-up byte above
+            # lets other threads run.)
             if call.done:
                 return 0
+            _sleep_until_woken(call)
         try:
             self._check_open(op)
             while not call.done:
@@ -388,8 +425,10 @@ cdef class Connection:
                 waiting = True
                 break
         if waiting:
+            self._loop_running = True
             with nogil:
                 lcb.lcb_wait(self._instance, lcb.LCB_WAIT_DEFAULT)
+            self._loop_running = self._loop_woken = False
         still = []
         for call in self._in_flight:
             if call.unanswered > 0:
