@@ -208,8 +208,8 @@ def test_dead_server_gives_an_error_not_a_hang(key):
 
 
 def test_threads_sharing_a_connection_share_round_trips(cb, cluster, key):
-    # Calls queued by other threads while one waits go out together in the next
-    # flush, so 8 threads on one Connection are not serialized round trip by
+    # Calls queued by other threads while one waits are sent at once, so 8
+    # threads on one Connection pipeline instead of queueing round trip by
     # round trip.
     cb.set(key, 1)
     rounds = 5
