@@ -582,6 +582,21 @@ def _get_replica(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
 _QUIET = {Op.SETQ: Op.SET, Op.ADDQ: Op.ADD, Op.REPLACEQ: Op.REPLACE, Op.DELETEQ: Op.DELETE,
           Op.INCREMENTQ: Op.INCREMENT, Op.DECREMENTQ: Op.DECREMENT, Op.APPENDQ: Op.APPEND,
           Op.PREPENDQ: Op.PREPEND}
+
+
+def _mutated(conn, opcode, opaque, status, item):
+    """The reply to a mutation: its failure status, or the new CAS with the
+    mutation token (nothing for a quiet opcode's success)."""
+    if status:
+        if status == Status.LOCKED:
+            status = conn.locked_status(True)
+        return _status(opcode, status, opaque)
+    if opcode in _QUIET:
+        return None
+    ext = conn.mutation_extras(item)
+    return _pack_header(RES_MAGIC, opcode, 0, len(ext), 0, 0, len(ext), opaque, item.cas) + ext
+
+
 _STORE_MODE = {Op.SET: 0, Op.SETQ: 0, Op.ADD: 1, Op.ADDQ: 1, Op.REPLACE: 2, Op.REPLACEQ: 2}
 _JSON_START = frozenset(b'{["-0123456789tfn \t\r\n')
 
@@ -622,14 +637,7 @@ def _store(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
         return _status(opcode, Status.EINVAL, opaque)
     flags, exp = _EXP.unpack(extras)
     status, item = conn.bucket.store.store(mode, key, vb, value, flags, exp, cas, dt)
-    if status:
-        if status == Status.LOCKED:
-            status = conn.locked_status(True)
-        return _status(opcode, status, opaque)
-    if opcode in _QUIET:
-        return None
-    ext = conn.mutation_extras(item)
-    return _pack_header(RES_MAGIC, opcode, 0, len(ext), 0, 0, len(ext), opaque, item.cas) + ext
+    return _mutated(conn, opcode, opaque, status, item)
 
 
 @handler(Op.DELETE, Op.DELETEQ, kind=KEYED)
@@ -637,14 +645,7 @@ def _delete(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
     if extras or value:
         return _status(opcode, Status.EINVAL, opaque)
     status, item = conn.bucket.store.delete(key, cas)
-    if status:
-        if status == Status.LOCKED:
-            status = conn.locked_status(True)
-        return _status(opcode, status, opaque)
-    if opcode == Op.DELETEQ:
-        return None
-    ext = conn.mutation_extras(item)
-    return _pack_header(RES_MAGIC, opcode, 0, len(ext), 0, 0, len(ext), opaque, item.cas) + ext
+    return _mutated(conn, opcode, opaque, status, item)
 
 
 @handler(Op.APPEND, Op.APPENDQ, Op.PREPEND, Op.PREPENDQ, kind=KEYED)
@@ -655,14 +656,7 @@ def _concat(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
         return _status(opcode, Status.EINVAL, opaque)
     prepend = opcode in (Op.PREPEND, Op.PREPENDQ)
     status, item = conn.bucket.store.concat(key, value, cas, prepend)
-    if status:
-        if status == Status.LOCKED:
-            status = conn.locked_status(True)
-        return _status(opcode, status, opaque)
-    if opcode in _QUIET:
-        return None
-    ext = conn.mutation_extras(item)
-    return _pack_header(RES_MAGIC, opcode, 0, len(ext), 0, 0, len(ext), opaque, item.cas) + ext
+    return _mutated(conn, opcode, opaque, status, item)
 
 
 # ---- arithmetic -----------------------------------------------------------------------------
