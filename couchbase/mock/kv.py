@@ -584,17 +584,16 @@ _QUIET = {Op.SETQ: Op.SET, Op.ADDQ: Op.ADD, Op.REPLACEQ: Op.REPLACE, Op.DELETEQ:
           Op.PREPENDQ: Op.PREPEND}
 
 
-def _mutated(conn, opcode, opaque, status, item):
+def _mutated(conn, opcode, opaque, status, item, value=b""):
     """The reply to a mutation: its failure status, or the new CAS with the
-    mutation token (nothing for a quiet opcode's success)."""
+    mutation token and ``value`` (nothing for a quiet opcode's success)."""
     if status:
         if status == Status.LOCKED:
             status = conn.locked_status(True)
         return _status(opcode, status, opaque)
     if opcode in _QUIET:
         return None
-    ext = conn.mutation_extras(item)
-    return _pack_header(RES_MAGIC, opcode, 0, len(ext), 0, 0, len(ext), opaque, item.cas) + ext
+    return _res(opcode, 0, opaque, item.cas, conn.mutation_extras(item), value=value)
 
 
 _STORE_MODE = {Op.SET: 0, Op.SETQ: 0, Op.ADD: 1, Op.ADDQ: 1, Op.REPLACE: 2, Op.REPLACEQ: 2}
@@ -668,13 +667,7 @@ def _arithmetic(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
     delta, initial, exp = _ARITH.unpack(extras)
     incr = opcode in (Op.INCREMENT, Op.INCREMENTQ)
     status, item, current = conn.bucket.store.arithmetic(key, vb, delta, initial, exp, cas, incr)
-    if status:
-        if status == Status.LOCKED:
-            status = conn.locked_status(True)
-        return _status(opcode, status, opaque)
-    if opcode in _QUIET:
-        return None
-    return _res(opcode, 0, opaque, item.cas, conn.mutation_extras(item), value=_U64.pack(current))
+    return _mutated(conn, opcode, opaque, status, item, b"" if status else _U64.pack(current))
 
 
 # ---- expiry and locking ---------------------------------------------------------------------
