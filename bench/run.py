@@ -214,41 +214,18 @@ class Pillowfight:
                 )
         return {"elapsed": elapsed, "utime": ru.ru_utime, "stime": ru.ru_stime, "minflt": ru.ru_minflt}
 
+    def _keys_args(self, size, items):
+        """The key space and value size, the same for populating and for a run."""
+        return ["-I", str(items), "-p", self.prefix(size), "-m", str(size), "-M", str(size)]
+
     def _args(self, op, batch, size, items, cycles):
-        return [
-            "-B",
-            str(batch),
-            "-I",
-            str(items),
-            "-p",
-            self.prefix(size),
-            "-m",
-            str(size),
-            "-M",
-            str(size),
-            "-r",
-            "0" if op == "get" else "100",
-            "-c",
-            str(cycles),
-            "-n",
-        ]
+        return ["-B", str(batch), *self._keys_args(size, items), "-r", "0" if op == "get" else "100",
+                "-c", str(cycles), "-n"]
 
     def populate(self, size, items):
         if (size, items) not in self.populated:
             self._run(
-                [
-                    "--populate-only",
-                    "-B",
-                    "100",
-                    "-I",
-                    str(items),
-                    "-p",
-                    self.prefix(size),
-                    "-m",
-                    str(size),
-                    "-M",
-                    str(size),
-                ]
+                ["--populate-only", "-B", "100", *self._keys_args(size, items)]
             )
             self.populated.add((size, items))
 
