@@ -165,8 +165,8 @@ class Worker:
 
 
 class Pillowfight:
-    """libcouchbase's own C benchmark, configured like the binding: tracing and operation
-    metrics off, the select I/O plugin (the binding's), one thread. Its get is a
+    """libcouchbase's own C benchmark, configured like the binding: tracing, operation
+    metrics and collections off, the select I/O plugin (the binding's), one thread. Its get is a
     get-and-touch (opcode 0x1d) whatever the options; its CPU comes from wait4() minus the
     median of three 1-cycle runs (process start, bootstrap, teardown)."""
 
@@ -183,6 +183,8 @@ class Pillowfight:
             "enable_tracing=false",
             "-D",
             "enable_operation_metrics=false",
+            "-D",
+            "enable_collections=false",
         ]
         self.env = dict(os.environ)
         if io:

@@ -217,6 +217,9 @@ cdef class Connection:
             "config_total_timeout": f"{float(connect_timeout):g}",
             "enable_tracing": "true" if enable_tracing else "false",
             "enable_operation_metrics": "true" if enable_operation_metrics else "false",
+            # The 0.9 API has no collections: every key is in the bucket's default
+            # collection, and libcouchbase's per-key collection lookups cost ~15%.
+            "enable_collections": "false",
         })
 
     cdef _open(self, str password, dict settings):
