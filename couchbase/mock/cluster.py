@@ -238,6 +238,7 @@ class ClusterCore:
         self.truncate_limit = None
         self.truncate_close = True
         self.write_faults = False
+        self.stalled = False
         self.errors = []
 
     def _ports_for(self, index):
@@ -437,6 +438,13 @@ class ClusterCore:
         self.hiccup_offset = max(0, int(offset))
         self._update_write_faults()
         return {"msecs": self.hiccup_ms, "offset": self.hiccup_offset}
+
+    async def stall(self, on=True):
+        self.stalled = bool(on)
+        for node in self.nodes:
+            for conn in list(node.kv_conns):
+                conn.apply_stall()
+        return {"stalled": self.stalled}
 
     async def truncate(self, limit, close=True):
         self.truncate_limit = None if limit is None or int(limit) < 0 else int(limit)
@@ -798,6 +806,11 @@ class MockCluster:
         """Delay every KV reply by ``msecs`` ms after its first ``offset`` bytes (server latency:
         pipelined replies are each delayed once, not one after another); 0 turns it off."""
         return self._call(self._core.hiccup(msecs, offset))
+
+    def stall(self, on=True):
+        """Stop reading KV requests (a hung node: requests fill the socket buffers, nothing is
+        answered) until called with ``on=False``."""
+        return self._call(self._core.stall(on))
 
     def truncate(self, limit, close=True):
         """Cut every KV reply batch to ``limit`` bytes (then close the connection if ``close``);

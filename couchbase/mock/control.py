@@ -22,6 +22,7 @@ _COMMANDS = {
     "add_node": ("add_node", [("rebalance", (), _bool, True)]),
     "rebalance": ("rebalance", []),
     "hiccup": ("hiccup", [("msecs", ("ms",), int, _REQUIRED), ("offset", (), int, 0)]),
+    "stall": ("stall", [("on", (), _bool, True)]),
     "truncate": ("truncate", [("limit", (), int, _REQUIRED), ("close", (), _bool, True)]),
     "opfail": ("opfail", [("status", ("code",), lambda v: int(v, 0), _REQUIRED),
                           ("count", (), int, _REQUIRED),

@@ -128,6 +128,7 @@ class KVConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport):
         self.transport = transport
         self.node.kv_conns.add(self)
+        self.apply_stall()
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -148,11 +149,21 @@ class KVConnection(asyncio.BufferedProtocol):
         if not self.closed:
             self.transport.pause_reading()
 
+    def apply_stall(self):
+        """Stop or resume reading requests as the cluster's ``stall`` fault says."""
+        if self.closed:
+            return
+        if self.core.stalled:
+            self.transport.pause_reading()
+        elif not self._write_paused:
+            self.transport.resume_reading()
+
     def resume_writing(self):
         self._write_paused = False
         if self.closed:
             return
-        self.transport.resume_reading()
+        if not self.core.stalled:
+            self.transport.resume_reading()
         if self._chunks and self._have >= self._need:
             data = b"".join(self._chunks)
             self._chunks = []

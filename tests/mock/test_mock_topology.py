@@ -260,3 +260,20 @@ def test_clustermap_change_notifications(mock3):
         epoch, rev = struct.unpack(">QQ", push.extras)
         cfg = json.loads(push.value)
         assert rev == cfg["rev"] == mock3.rev and len(cfg["nodesExt"]) == 2
+
+
+def test_stall_stops_reading_requests(mock1):
+    with KVClient(mock1.host, mock1.kv_ports[0]) as c:
+        c.bootstrap()
+        mock1.stall(True)
+        c.send(struct.pack(">BBHBBHIIQ", 0x80, Op.NOOP, 0, 0, 0, 0, 0, 7, 0))
+        c.sock.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            c.sock.recv(100)  # a hung node: no answer
+        mock1.stall(False)
+        c.sock.settimeout(5)
+        reply = b""
+        while len(reply) < 24:
+            reply += c.sock.recv(100)
+        assert struct.unpack(">BBHBBHIIQ", reply[:24])[7] == 7  # then the request is served (opaque 7)
+        assert c.call(Op.NOOP).status == 0
