@@ -198,15 +198,65 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
     lcb_STATUS lcb_respstats_server(const lcb_RESPSTATS *resp, const char **server, size_t *server_len)
 
 
+cdef extern from "libcouchbase/pktfwd.h" nogil:
+    # Raw packet forwarding: a store whose packet the binding builds itself, the
+    # value sent from the caller's buffer without a copy (see _zerocopy.pxi).
+    ctypedef struct lcb_IOV:
+        void *iov_base
+        size_t iov_len
+    ctypedef enum lcb_KVBUFTYPE:
+        LCB_KV_IOV
+    ctypedef struct lcb_FRAGBUF:
+        lcb_IOV *iov
+        unsigned int niov
+        unsigned int total_length
+    ctypedef union _lcb_VALBUF_u:
+        lcb_FRAGBUF multi
+    ctypedef struct lcb_VALBUF:
+        lcb_KVBUFTYPE vtype
+        _lcb_VALBUF_u u_buf
+    ctypedef struct lcb_CMDPKTFWD:
+        int version
+        lcb_VALBUF vb
+    ctypedef struct lcb_PKTFWDRESP:
+        const uint8_t *header  # the reply's 24-byte header (NULL with an error)
+    ctypedef void (*lcb_pktfwd_callback)(lcb_INSTANCE *instance, const void *cookie, lcb_STATUS err,
+                                         lcb_PKTFWDRESP *resp) noexcept nogil
+    ctypedef void (*lcb_pktflushed_callback)(lcb_INSTANCE *instance, const void *cookie) noexcept nogil
+    lcb_STATUS lcb_pktfwd3(lcb_INSTANCE *instance, const void *cookie, const lcb_CMDPKTFWD *cmd)
+    lcb_pktfwd_callback lcb_set_pktfwd_callback(lcb_INSTANCE *instance, lcb_pktfwd_callback callback)
+    lcb_pktflushed_callback lcb_set_pktflushed_callback(lcb_INSTANCE *instance,
+                                                        lcb_pktflushed_callback callback)
+
+
 cdef extern from "libcouchbase/error.h" nogil:
     lcb_STATUS LCB_SUCCESS
     lcb_STATUS LCB_ERR_DOCUMENT_NOT_FOUND
     lcb_STATUS LCB_ERR_NO_MEMORY
+    # what a store's reply status means (see _zerocopy.pxi)
+    lcb_STATUS LCB_ERR_DOCUMENT_EXISTS
+    lcb_STATUS LCB_ERR_CAS_MISMATCH
+    lcb_STATUS LCB_ERR_VALUE_TOO_LARGE
+    lcb_STATUS LCB_ERR_KVENGINE_INVALID_PACKET
+    lcb_STATUS LCB_ERR_NOT_STORED
+    lcb_STATUS LCB_ERR_DOCUMENT_LOCKED
+    lcb_STATUS LCB_ERR_TEMPORARY_FAILURE
+    lcb_STATUS LCB_ERR_AUTHENTICATION_FAILURE
+    lcb_STATUS LCB_ERR_UNSUPPORTED_OPERATION
+    lcb_STATUS LCB_ERR_BUCKET_NOT_FOUND
+    lcb_STATUS LCB_ERR_RATE_LIMITED
+    lcb_STATUS LCB_ERR_QUOTA_LIMITED
+    lcb_STATUS lcb_errmap_default(lcb_INSTANCE *instance, uint16_t code)
     const char *lcb_strerror_short(lcb_STATUS error)
     const char *lcb_strerror_long(lcb_STATUS error)
 
 
 cdef extern from "libcouchbase/cntl.h" nogil:
+    int LCB_CNTL_GET
+    int LCB_CNTL_ENABLE_COLLECTIONS
+    int LCB_CNTL_COMPRESSION_OPTS
+    int LCB_COMPRESS_OUT
+    lcb_STATUS lcb_cntl(lcb_INSTANCE *instance, int mode, int cmd, void *arg)
     lcb_STATUS lcb_cntl_string(lcb_INSTANCE *instance, const char *key, const char *value)
 
 

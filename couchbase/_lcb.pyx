@@ -14,11 +14,12 @@ from cpython.pythread cimport (
     NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock, PyThread_free_lock,
     PyThread_release_lock, PyThread_type_lock,
 )
-from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from cpython.list cimport PyList_GET_ITEM
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF, Py_XINCREF
 from cpython.unicode cimport PyUnicode_Check
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from couchbase cimport _lcb as lcb
 
@@ -43,6 +44,7 @@ FMT_MASK = 0x3
 include "_checks.pxi"
 include "_values.pxi"
 include "_slots.pxi"
+include "_zerocopy.pxi"
 include "_logging.pxi"
 
 
@@ -156,6 +158,7 @@ cdef class Connection:
     cdef object _wake_in, _wake_out  # the waker's socket pair (None: no waker)
     cdef bint _loop_running  # the leader waits in the event loop (GIL released)
     cdef bint _loop_woken    # ... and has already been sent a wake-up byte
+    cdef bint _forward_large  # large stores skip libcouchbase's copies (_zerocopy.pxi)
     cdef readonly object host
     cdef readonly object port
     cdef readonly object bucket
@@ -220,6 +223,11 @@ cdef class Connection:
             # The 0.9 API has no collections: every key is in the bucket's default
             # collection, and libcouchbase's per-key collection lookups cost ~15%.
             "enable_collections": "false",
+            # Compressing what is sent costs client CPU, the scarce resource of a
+            # Python process, and servers compress at rest themselves; values
+            # then also go out without libcouchbase's copies. Replies are still
+            # decompressed.
+            "compression": "inflate_only",
         })
 
     cdef _open(self, str password, dict settings):
@@ -256,6 +264,7 @@ cdef class Connection:
             if name not in given:
                 self._check_setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
 
+        self._forward_large = self._may_forward()
         self._start_waker()
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_GET, _on_get)
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_STORE, _on_store)
@@ -264,6 +273,8 @@ cdef class Connection:
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_TOUCH, _on_touch)
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_UNLOCK, _on_unlock)
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_STATS, <lcb.lcb_RESPCALLBACK> _on_stats)
+        lcb.lcb_set_pktfwd_callback(self._instance, _on_forwarded)
+        lcb.lcb_set_pktflushed_callback(self._instance, _on_forward_flushed)
 
         rc = lcb.lcb_connect(self._instance)
         if rc == lcb.LCB_SUCCESS:
@@ -273,6 +284,18 @@ cdef class Connection:
         if rc != lcb.LCB_SUCCESS:
             self._release()
             raise self._connect_error(rc)
+
+    cdef bint _may_forward(self) noexcept:
+        """Whether a large store may go out as a packet built here: only when
+        libcouchbase would send the same bytes (see _zerocopy.pxi)."""
+        cdef int collections = 1, compression = lcb.LCB_COMPRESS_OUT
+        if lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_ENABLE_COLLECTIONS,
+                        &collections) != lcb.LCB_SUCCESS:
+            return False
+        if lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_COMPRESSION_OPTS,
+                        &compression) != lcb.LCB_SUCCESS:
+            return False
+        return not collections and not (compression & lcb.LCB_COMPRESS_OUT)
 
     cdef int _check_setup(self, lcb.lcb_STATUS rc) except -1:
         if rc != lcb.LCB_SUCCESS:
@@ -613,18 +636,27 @@ cdef class Connection:
             raise _exc.ArgumentError(f"{op} cannot change the expiry (the server keeps it); use touch()",
                                      key=None if multi else key, operation=op)
         cdef uint8_t datatype = DATATYPE_JSON if fmt == _FMT_JSON and not concat else 0
+        # large raw values are sent without copies where that sends the same bytes
+        slots.store.forward = self._forward_large and datatype == 0
+        slots.store.opcode = _store_opcode(operation)
+        slots.store.flags = <uint32_t> fmt
+        slots.store.expiry = expiry
+        slots.store.cas = cas_value
         cdef lcb.lcb_CMDSTORE *cmd = NULL
-        _check_rc(lcb.lcb_cmdstore_create(&cmd, operation), op)
+        cdef lcb.lcb_CMDSTORE *empty = NULL
         try:
-            if cas_value:
-                _check_rc(lcb.lcb_cmdstore_cas(cmd, cas_value), op)
-            if not concat:
-                _check_rc(lcb.lcb_cmdstore_expiry(cmd, expiry), op)
-                _check_rc(lcb.lcb_cmdstore_flags(cmd, <uint32_t> fmt), op)
-                _check_rc(lcb.lcb_cmdstore_datatype(cmd, datatype), op)
+            _check_rc(_store_command(&cmd, operation, &slots.store, datatype), op)
+            if slots.has_empty_value():
+                # lcb_cmdstore_value ignores an empty value, which would leave the
+                # previous key's value in a shared command: empty ones get their own
+                _check_rc(_store_command(&empty, operation, &slots.store, datatype), op)
+                slots.empty_store = empty
             self._run(cmd, slots, op)
         finally:
-            _destroy(cmd)
+            if cmd != NULL:
+                _destroy(cmd)
+            if empty != NULL:
+                _destroy(empty)
         return _collect(slots, op, REPLY_CAS, multi)
 
     # -- delete ----------------------------------------------------------------

@@ -21,6 +21,15 @@ cdef struct Slot:
     PyObject *large        # ...or a large one, already as bytes (owned reference)
 
 
+cdef struct StoreSpec:
+    # what every key of one store call sends
+    bint forward         # large values may go as packets built here (_zerocopy.pxi)
+    uint8_t opcode
+    uint32_t flags
+    uint32_t expiry
+    uint64_t cas
+
+
 # The status of a slot whose callback has not run: scheduling failed or the
 # library never answered (neither should happen; both are reported, not lost).
 cdef lcb.lcb_STATUS NO_REPLY = -1
@@ -41,6 +50,8 @@ cdef class _Slots:
     # waits in Connection._run until done (whichever thread sent it)
     cdef void *cmd
     cdef CommandKind kind
+    cdef StoreSpec store  # what a store sends for every key
+    cdef lcb.lcb_CMDSTORE *empty_store  # the store command for empty values
     cdef int unanswered  # slots still waiting for their reply
     cdef bint done
     # held while the calling thread sleeps waiting for another to send the call
@@ -66,6 +77,13 @@ cdef class _Slots:
             self.slots[i].data = PyBytes_AS_STRING(data[i])
             self.slots[i].ndata = <size_t> PyBytes_GET_SIZE(data[i])
         return 0
+
+    cdef bint has_empty_value(self) noexcept:
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            if self.slots[i].ndata == 0:
+                return True
+        return False
 
     cdef int set_cas(self, list cas_values) except -1:
         """Attach one CAS per key, for a remove or an unlock."""
@@ -202,7 +220,11 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call) noexcept:
         if call.kind == CMD_GET:
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDGET *> call.cmd, slot))
         elif call.kind == CMD_STORE:
-            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDSTORE *> call.cmd, slot))
+            if _forwards(&call.store, slot) and _forward(
+                    instance, slot, &call.store, PyList_GET_ITEM(call.data, i)) == lcb.LCB_SUCCESS:
+                continue  # else libcouchbase's own store, which copies the value
+            _scheduled(slot, _schedule(
+                instance, call.empty_store if slot.ndata == 0 else <lcb.lcb_CMDSTORE *> call.cmd, slot))
         elif call.kind == CMD_REMOVE:
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDREMOVE *> call.cmd, slot))
         elif call.kind == CMD_COUNTER:
@@ -211,6 +233,21 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call) noexcept:
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDTOUCH *> call.cmd, slot))
         else:
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDUNLOCK *> call.cmd, slot))
+
+
+cdef lcb.lcb_STATUS _store_command(lcb.lcb_CMDSTORE **cmd, lcb.lcb_STORE_OPERATION operation,
+                                   const StoreSpec *spec, uint8_t datatype) noexcept:
+    """Create the store command every key of a call is sent with."""
+    cdef lcb.lcb_STATUS rc = lcb.lcb_cmdstore_create(cmd, operation)
+    if rc == lcb.LCB_SUCCESS and spec.cas:
+        rc = lcb.lcb_cmdstore_cas(cmd[0], spec.cas)
+    if rc == lcb.LCB_SUCCESS and operation != lcb.LCB_STORE_APPEND and operation != lcb.LCB_STORE_PREPEND:
+        rc = lcb.lcb_cmdstore_expiry(cmd[0], spec.expiry)
+        if rc == lcb.LCB_SUCCESS:
+            rc = lcb.lcb_cmdstore_flags(cmd[0], spec.flags)
+        if rc == lcb.LCB_SUCCESS:
+            rc = lcb.lcb_cmdstore_datatype(cmd[0], datatype)
+    return rc
 
 
 cdef inline void _destroy(Command *cmd) noexcept nogil:

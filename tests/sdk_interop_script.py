@@ -5,6 +5,7 @@ argv: connstr user password phase
   phase "read":  reads the documents our binding wrote and prints them as JSON
 """
 
+import hashlib
 import json
 import sys
 from datetime import timedelta
@@ -35,6 +36,9 @@ else:
         "ours:bytes": coll.get("ours:bytes", GetOptions(transcoder=RawBinaryTranscoder()))
         .content_as[bytes].hex(),
         "ours:counter": coll.get("ours:counter").content_as[int],
+        "ours:bigbytes": hashlib.sha256(
+            coll.get("ours:bigbytes", GetOptions(transcoder=RawBinaryTranscoder())).content_as[bytes]
+        ).hexdigest(),
     }
     print("READ " + json.dumps(out))
 cluster.close()

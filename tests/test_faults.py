@@ -2,12 +2,14 @@
 mock cluster's control API: what users rely on is that acknowledged writes are
 never lost and every failure is an exception, never a hang or a crash."""
 
+import gc
+import sys
 import threading
 import time
 
 import pytest
 
-from couchbase import Couchbase
+from couchbase import FMT_PLAIN, Couchbase
 from couchbase.exceptions import (
     CouchbaseError,
     NetworkError,
@@ -38,14 +40,15 @@ def test_multi_node_connection_string(cluster3):
         assert cb.get(keys) == list(range(300))
 
 
-def _write_through(cb, keys, acknowledged, stop_after=None):
+def _write_through(cb, keys, acknowledged, value_of=lambda i: i, fmt=None):
     """Set each key, retrying transient failures; record acknowledged writes."""
     for i, key in enumerate(keys):
+        value = value_of(i)
         deadline = time.monotonic() + 20
         while True:
             try:
-                cb.set(key, i)
-                acknowledged[key] = i
+                cb.set(key, value, format=fmt)
+                acknowledged[key] = value
                 break
             except (TimeoutError, NetworkError, TemporaryFailError, NotFoundError):
                 if time.monotonic() > deadline:
@@ -53,13 +56,19 @@ def _write_through(cb, keys, acknowledged, stop_after=None):
                 time.sleep(0.01)
 
 
-def test_failover_mid_workload_loses_no_acknowledged_write(cluster3):
-    keys = [f"fo:{i}" for i in range(10000)]
+# Large raw values go out as packets the binding builds; on NOT_MY_VBUCKET
+# libcouchbase copies such a packet and sends it to the vbucket's new owner.
+@pytest.mark.parametrize("nkeys, value_of, fmt", [
+    (10000, lambda i: i, None),
+    (1000, lambda i: str(i).encode() * 6000, FMT_PLAIN),  # 6 KB to 24 KB: both store paths
+], ids=["small", "large"])
+def test_failover_mid_workload_loses_no_acknowledged_write(cluster3, nkeys, value_of, fmt):
+    keys = [f"fo:{i}" for i in range(nkeys)]
     acknowledged = {}
     with _connect(cluster3, timeout=2.0) as cb:
-        writer = threading.Thread(target=_write_through, args=(cb, keys, acknowledged))
+        writer = threading.Thread(target=_write_through, args=(cb, keys, acknowledged, value_of, fmt))
         writer.start()
-        while len(acknowledged) < 3000 and writer.is_alive():
+        while len(acknowledged) < nkeys * 3 // 10 and writer.is_alive():
             time.sleep(0.01)
         cluster3.failover(1)
         writer.join(120)
@@ -156,3 +165,68 @@ def test_truncated_reply_is_an_error_not_a_hang(cb, cluster, key):
         except (NetworkError, TimeoutError) as e:
             assert time.monotonic() < deadline, e
             time.sleep(0.05)
+
+
+def _refcount_returns_to(cb, value, expected, seconds=10):
+    """The value's reference count as the caller sees it, once back at
+    `expected` or after `seconds`. libcouchbase moves only inside a call: keep
+    making calls until it has told the binding that it is done with the value."""
+    deadline = time.monotonic() + seconds
+    while sys.getrefcount(value) - 1 != expected and time.monotonic() < deadline:  # -1: our parameter
+        cb.get("after")
+        time.sleep(0.05)
+    return sys.getrefcount(value) - 1
+
+
+@pytest.mark.parametrize("recovery", ["node reads again", "connections dropped"])
+def test_store_timing_out_before_it_was_written(cluster3, recovery):
+    """A node that stops reading: the 8 MiB value cannot all be written, the
+    store times out while libcouchbase still sends from the caller's value.
+    That value must stay alive until libcouchbase is done with it, then be
+    released; the connection must work afterwards."""
+    value = b"z" * (8 * 1024 * 1024)
+    gc.collect()
+    baseline = sys.getrefcount(value)
+    with _connect(cluster3, timeout=0.5) as cb:
+        cb.set("warm", b"up", format=FMT_PLAIN)
+        cluster3.stall(True)
+        with pytest.raises((TimeoutError, NetworkError)):
+            cb.set("huge", value, format=FMT_PLAIN)
+        if recovery == "connections dropped":
+            cluster3.drop_connections()
+        cluster3.stall(False)
+        deadline = time.monotonic() + 15
+        while True:  # the connection comes back (or never went)
+            try:
+                cb.set("after", b"ok", format=FMT_PLAIN)
+                break
+            except (TimeoutError, NetworkError):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert cb.get("after") == b"ok"
+        assert _refcount_returns_to(cb, value, baseline) == baseline
+        del value  # freed while the connection lives on: nothing may still point at it
+        gc.collect()
+        cb.set("big-again", b"L" * 100_000, format=FMT_PLAIN)
+        assert cb.get("big-again") == b"L" * 100_000
+
+
+def test_close_while_a_large_store_waits(cluster3):
+    value = b"c" * (8 * 1024 * 1024)
+    cb = _connect(cluster3, timeout=1.0)
+    cluster3.stall(True)
+    errors = []
+
+    def store():
+        try:
+            cb.set("huge", value, format=FMT_PLAIN)
+        except Exception as e:  # noqa: BLE001 (any clean exception will do)
+            errors.append(e)
+
+    writer = threading.Thread(target=store)
+    writer.start()
+    time.sleep(0.2)
+    cb.close()
+    writer.join(10)
+    cluster3.stall(False)
+    assert not writer.is_alive() and len(errors) == 1

@@ -1,6 +1,7 @@
 """Documents cross between this binding and the official Couchbase Python SDK
 4.x in both directions, with the flags each writes."""
 
+import hashlib
 import json
 import os
 
@@ -26,9 +27,12 @@ def test_documents_cross_both_ways(cluster):
         cb.set("ours:str", "text ☃")
         cb.set("ours:int", 7)
         cb.set("ours:bytes", b"\x00raw\xff", format=FMT_PLAIN)
+        big = os.urandom(100_000)  # large: sent as a packet the binding builds
+        cb.set("ours:bigbytes", big, format=FMT_PLAIN)
         cb.delete("ours:counter", quiet=True)
         cb.incr("ours:counter", initial=99)
         out = run_sdk(SCRIPT, *args, "read")
     read = json.loads(out.split("READ ", 1)[1])
     assert read == {"ours:json": {"from": "lcb", "n": [1, 2]}, "ours:str": "text ☃", "ours:int": 7,
-                    "ours:bytes": b"\x00raw\xff".hex(), "ours:counter": 99}
+                    "ours:bytes": b"\x00raw\xff".hex(), "ours:counter": 99,
+                    "ours:bigbytes": hashlib.sha256(big).hexdigest()}

@@ -1,0 +1,201 @@
+# Included by _lcb.pyx: stores of large values without copying them.
+#
+# libcouchbase's store copies a value three times (into the command, into the
+# command's shared copy, into the network buffer): 37% of the client's CPU for
+# a 100 KiB set. Its packet-forwarding API sends a packet the caller built,
+# reading the value straight from the caller's memory; so for a large value
+# this module builds the memcached packet itself (header, extras, key) and
+# lets libcouchbase send the value from the bytes object it was encoded into.
+# libcouchbase still picks the node, fills in vbucket and opaque, times the
+# command out, and retries it (after copying it) on NOT_MY_VBUCKET and
+# temporary failures, as it does for its own stores.
+#
+# Only where libcouchbase would send the very same bytes: no collections (no
+# collection ID in the key), no outgoing compression, raw datatype (a JSON
+# datatype depends on what each node negotiated, which only it knows).
+#
+# Lifetime: libcouchbase reads the packet's buffers until it calls
+# _on_forward_flushed ("flushed"), which may come before or after the reply
+# (_on_forwarded: after it when the command timed out or its node failed
+# before the packet was written out). Both callbacks run in the thread that
+# runs the event loop, one after the other, so no lock is needed; a Forward is
+# freed by whichever of the two comes last. The value belongs to the call
+# (_Slots.data) until the reply; only a reply that comes first takes a
+# reference of its own (the call may end and drop its values meanwhile).
+
+
+cdef struct Forward:
+    Slot *slot           # the key's slot, until the reply
+    PyObject *value      # the bytes sent: the call's, or owned if adopted
+    bint adopted         # the reply came first: value is a reference of our own
+    bint flushed         # libcouchbase is done with head and value
+    uint8_t opcode
+    lcb.lcb_IOV iov[2]   # the head, then the value
+    char head[24 + 8 + 250]  # header, extras (flags, expiry), key
+
+
+# memcached binary protocol: request magic and the store opcodes
+cdef uint8_t REQUEST_MAGIC = 0x80
+cdef uint8_t OP_SET = 0x01
+cdef uint8_t OP_ADD = 0x02
+cdef uint8_t OP_REPLACE = 0x03
+cdef uint8_t OP_APPEND = 0x0E
+cdef uint8_t OP_PREPEND = 0x0F
+
+# a packet's length fields are 32 bits; larger values take libcouchbase's path
+cdef size_t FORWARD_MAX_VALUE = 0x7FFF0000
+
+
+cdef uint8_t _store_opcode(lcb.lcb_STORE_OPERATION operation) noexcept:
+    if operation == lcb.LCB_STORE_INSERT:
+        return OP_ADD
+    if operation == lcb.LCB_STORE_REPLACE:
+        return OP_REPLACE
+    if operation == lcb.LCB_STORE_APPEND:
+        return OP_APPEND
+    if operation == lcb.LCB_STORE_PREPEND:
+        return OP_PREPEND
+    return OP_SET
+
+
+cdef inline void _put_be16(char *p, uint16_t v) noexcept nogil:
+    p[0] = <char> (v >> 8)
+    p[1] = <char> v
+
+
+cdef inline void _put_be32(char *p, uint32_t v) noexcept nogil:
+    _put_be16(p, <uint16_t> (v >> 16))
+    _put_be16(p + 2, <uint16_t> v)
+
+
+cdef inline void _put_be64(char *p, uint64_t v) noexcept nogil:
+    _put_be32(p, <uint32_t> (v >> 32))
+    _put_be32(p + 4, <uint32_t> v)
+
+
+cdef inline uint64_t _get_be(const uint8_t *p, int n) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(n):
+        v = (v << 8) | p[i]
+    return v
+
+
+cdef inline bint _forwards(const StoreSpec *spec, const Slot *slot) noexcept nogil:
+    return spec.forward and LARGE_VALUE <= slot.ndata <= FORWARD_MAX_VALUE
+
+
+cdef lcb.lcb_STATUS _forward(lcb.lcb_INSTANCE *instance, Slot *slot, const StoreSpec *spec,
+                             PyObject *value) noexcept nogil:
+    """Schedule one large store as a packet built here, its value sent from
+    `value` (which slot.data points into). On failure nothing was scheduled."""
+    cdef Forward *fwd = <Forward *> calloc(1, sizeof(Forward))
+    cdef lcb.lcb_CMDPKTFWD cmd
+    cdef lcb.lcb_STATUS rc
+    cdef bint concat = spec.opcode == OP_APPEND or spec.opcode == OP_PREPEND
+    cdef uint8_t extlen = 0 if concat else 8
+    cdef char *head
+    if fwd == NULL:
+        return lcb.LCB_ERR_NO_MEMORY
+    fwd.slot = slot
+    fwd.value = value
+    fwd.opcode = spec.opcode
+    head = fwd.head
+    head[0] = <char> REQUEST_MAGIC
+    head[1] = <char> spec.opcode
+    _put_be16(head + 2, <uint16_t> slot.nkey)
+    head[4] = <char> extlen  # then datatype raw, vbucket: zeros, set by calloc
+    _put_be32(head + 8, <uint32_t> (extlen + slot.nkey + slot.ndata))
+    _put_be64(head + 16, spec.cas)  # opaque (12..15): libcouchbase's
+    if extlen:
+        _put_be32(head + 24, spec.flags)
+        _put_be32(head + 28, spec.expiry)
+    memcpy(head + 24 + extlen, slot.key, slot.nkey)
+    fwd.iov[0].iov_base = head
+    fwd.iov[0].iov_len = 24 + extlen + slot.nkey
+    fwd.iov[1].iov_base = <void *> slot.data
+    fwd.iov[1].iov_len = slot.ndata
+    memset(&cmd, 0, sizeof(cmd))
+    cmd.vb.vtype = lcb.LCB_KV_IOV
+    cmd.vb.u_buf.multi.iov = fwd.iov
+    cmd.vb.u_buf.multi.niov = 2
+    cmd.vb.u_buf.multi.total_length = <unsigned int> (fwd.iov[0].iov_len + slot.ndata)
+    rc = lcb.lcb_pktfwd3(instance, fwd, &cmd)
+    if rc != lcb.LCB_SUCCESS:
+        free(fwd)
+    return rc
+
+
+cdef lcb.lcb_STATUS _store_status(lcb.lcb_INSTANCE *instance, uint16_t status, uint8_t opcode) noexcept nogil:
+    """A store reply's status as libcouchbase reports it for its own stores
+    (libcouchbase has already retried the statuses it retries)."""
+    if status == 0x00:
+        return lcb.LCB_SUCCESS
+    if status == 0x01:
+        return lcb.LCB_ERR_DOCUMENT_NOT_FOUND
+    if status == 0x02:
+        # only an add means "exists"; for the others the CAS did not match
+        return lcb.LCB_ERR_DOCUMENT_EXISTS if opcode == OP_ADD else lcb.LCB_ERR_CAS_MISMATCH
+    if status == 0x03:
+        return lcb.LCB_ERR_VALUE_TOO_LARGE
+    if status == 0x04:
+        return lcb.LCB_ERR_KVENGINE_INVALID_PACKET
+    if status == 0x05:
+        return lcb.LCB_ERR_NOT_STORED
+    if status == 0x08 or status == 0x25:
+        return lcb.LCB_ERR_BUCKET_NOT_FOUND
+    if status == 0x09:
+        return lcb.LCB_ERR_DOCUMENT_LOCKED
+    if status == 0x1F or status == 0x20 or status == 0x24:
+        return lcb.LCB_ERR_AUTHENTICATION_FAILURE
+    if 0x30 <= status <= 0x33:
+        return lcb.LCB_ERR_RATE_LIMITED
+    if status == 0x34:
+        return lcb.LCB_ERR_QUOTA_LIMITED
+    if status == 0x81:
+        return lcb.LCB_ERR_UNSUPPORTED_OPERATION
+    if status == 0x82 or status == 0x85 or status == 0x86:
+        return lcb.LCB_ERR_TEMPORARY_FAILURE
+    return lcb.lcb_errmap_default(instance, status)
+
+
+cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_STATUS err,
+                        lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
+    """The reply to a forwarded store (or libcouchbase's error for it)."""
+    cdef Forward *fwd = <Forward *> cookie
+    cdef Slot *slot = fwd.slot
+    if slot == NULL:
+        return
+    if err != lcb.LCB_SUCCESS:
+        slot.rc = err
+    elif resp.header == NULL:
+        slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
+    else:
+        slot.rc = _store_status(instance, <uint16_t> _get_be(resp.header + 6, 2), fwd.opcode)
+        slot.cas = _get_be(resp.header + 16, 8)
+    fwd.slot = NULL
+    if fwd.flushed:
+        free(fwd)
+    else:
+        _adopt_value(fwd)
+    _answered(instance, slot)
+
+
+cdef void _adopt_value(Forward *fwd) noexcept with gil:
+    Py_XINCREF(fwd.value)
+    fwd.adopted = True
+
+
+cdef void _on_forward_flushed(lcb.lcb_INSTANCE *instance, const void *cookie) noexcept nogil:
+    """libcouchbase no longer reads a forwarded packet's buffers."""
+    cdef Forward *fwd = <Forward *> cookie
+    if fwd.slot != NULL:
+        fwd.flushed = True  # the reply frees it
+    else:
+        _free_adopted(fwd)
+
+
+cdef void _free_adopted(Forward *fwd) noexcept with gil:
+    if fwd.adopted:
+        Py_XDECREF(fwd.value)
+    free(fwd)
