@@ -200,17 +200,22 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
 
 cdef extern from "libcouchbase/pktfwd.h" nogil:
     # Raw packet forwarding: a store whose packet the binding builds itself, the
-    # value sent from the caller's buffer without a copy (see _zerocopy.pxi).
+    # value sent from the caller's buffer without a copy (see _forward.pxi).
     ctypedef struct lcb_IOV:
         void *iov_base
         size_t iov_len
     ctypedef enum lcb_KVBUFTYPE:
+        LCB_KV_COPY
         LCB_KV_IOV
+    ctypedef struct lcb_CONTIGBUF:
+        const void *bytes
+        size_t nbytes
     ctypedef struct lcb_FRAGBUF:
         lcb_IOV *iov
         unsigned int niov
         unsigned int total_length
     ctypedef union _lcb_VALBUF_u:
+        lcb_CONTIGBUF contig
         lcb_FRAGBUF multi
     ctypedef struct lcb_VALBUF:
         lcb_KVBUFTYPE vtype
@@ -220,6 +225,8 @@ cdef extern from "libcouchbase/pktfwd.h" nogil:
         lcb_VALBUF vb
     ctypedef struct lcb_PKTFWDRESP:
         const uint8_t *header  # the reply's 24-byte header (NULL with an error)
+        lcb_IOV *iovs          # the whole reply, header included (nitems: 1)
+        unsigned int nitems
     ctypedef void (*lcb_pktfwd_callback)(lcb_INSTANCE *instance, const void *cookie, lcb_STATUS err,
                                          lcb_PKTFWDRESP *resp) noexcept nogil
     ctypedef void (*lcb_pktflushed_callback)(lcb_INSTANCE *instance, const void *cookie) noexcept nogil
@@ -233,7 +240,7 @@ cdef extern from "libcouchbase/error.h" nogil:
     lcb_STATUS LCB_SUCCESS
     lcb_STATUS LCB_ERR_DOCUMENT_NOT_FOUND
     lcb_STATUS LCB_ERR_NO_MEMORY
-    # what a store's reply status means (see _zerocopy.pxi)
+    # what a store's reply status means (see _forward.pxi)
     lcb_STATUS LCB_ERR_DOCUMENT_EXISTS
     lcb_STATUS LCB_ERR_CAS_MISMATCH
     lcb_STATUS LCB_ERR_VALUE_TOO_LARGE

@@ -44,7 +44,7 @@ FMT_MASK = 0x3
 include "_checks.pxi"
 include "_values.pxi"
 include "_slots.pxi"
-include "_zerocopy.pxi"
+include "_forward.pxi"
 include "_logging.pxi"
 
 
@@ -143,6 +143,11 @@ cdef class Connection:
       tracer and operation metrics; off by default because they cost more CPU
       per operation than the rest of the client.
 
+    Two libcouchbase settings differ from its defaults (a connection string
+    option overrides either): ``enable_collections=false`` and
+    ``compression=off``. With both, gets and large raw stores go out as packets
+    the binding builds (about half the CPU of libcouchbase's own path).
+
     One Connection may be shared by threads: calls are serialized on it, and the
     GIL is released while libcouchbase waits on the network.
     """
@@ -158,7 +163,8 @@ cdef class Connection:
     cdef object _wake_in, _wake_out  # the waker's socket pair (None: no waker)
     cdef bint _loop_running  # the leader waits in the event loop (GIL released)
     cdef bint _loop_woken    # ... and has already been sent a wake-up byte
-    cdef bint _forward_large  # large stores skip libcouchbase's copies (_zerocopy.pxi)
+    cdef bint _forward_large  # large stores skip libcouchbase's copies (_forward.pxi)
+    cdef bint _forward_gets   # plain gets skip libcouchbase's command layer (_forward.pxi)
     cdef readonly object host
     cdef readonly object port
     cdef readonly object bucket
@@ -223,11 +229,11 @@ cdef class Connection:
             # The 0.9 API has no collections: every key is in the bucket's default
             # collection, and libcouchbase's per-key collection lookups cost ~15%.
             "enable_collections": "false",
-            # Compressing what is sent costs client CPU, the scarce resource of a
-            # Python process, and servers compress at rest themselves; values
-            # then also go out without libcouchbase's copies. Replies are still
-            # decompressed.
-            "compression": "inflate_only",
+            # Values travel uncompressed: compressing costs client CPU, the scarce
+            # resource of a Python process, servers compress at rest themselves,
+            # and only then can gets and large stores skip libcouchbase's command
+            # layer and copies (_forward.pxi).
+            "compression": "off",
         })
 
     cdef _open(self, str password, dict settings):
@@ -264,7 +270,7 @@ cdef class Connection:
             if name not in given:
                 self._check_setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
 
-        self._forward_large = self._may_forward()
+        self._forward_large, self._forward_gets = self._may_forward()
         self._start_waker()
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_GET, _on_get)
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_STORE, _on_store)
@@ -285,17 +291,18 @@ cdef class Connection:
             self._release()
             raise self._connect_error(rc)
 
-    cdef bint _may_forward(self) noexcept:
-        """Whether a large store may go out as a packet built here: only when
-        libcouchbase would send the same bytes (see _zerocopy.pxi)."""
+    cdef tuple _may_forward(self):
+        """Whether large stores, and plain gets, may go out as packets built
+        here: only where libcouchbase would send the same bytes and replies
+        come uncompressed (see _forward.pxi)."""
         cdef int collections = 1, compression = lcb.LCB_COMPRESS_OUT
-        if lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_ENABLE_COLLECTIONS,
-                        &collections) != lcb.LCB_SUCCESS:
-            return False
-        if lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_COMPRESSION_OPTS,
-                        &compression) != lcb.LCB_SUCCESS:
-            return False
-        return not collections and not (compression & lcb.LCB_COMPRESS_OUT)
+        if (lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_ENABLE_COLLECTIONS,
+                         &collections) != lcb.LCB_SUCCESS
+                or lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_COMPRESSION_OPTS,
+                                &compression) != lcb.LCB_SUCCESS
+                or collections):
+            return False, False
+        return not (compression & lcb.LCB_COMPRESS_OUT), compression == 0
 
     cdef int _check_setup(self, lcb.lcb_STATUS rc) except -1:
         if rc != lcb.LCB_SUCCESS:
@@ -560,6 +567,7 @@ cdef class Connection:
         return _collect(slots, "lock", REPLY_VALUE, multi, False, True)
 
     cdef int _get(self, _Slots slots, str op, bint touch, uint32_t expiry, uint32_t lock_time) except -1:
+        slots.forward_get = self._forward_gets and not touch and not lock_time
         cdef lcb.lcb_CMDGET *cmd = NULL
         _check_rc(lcb.lcb_cmdget_create(&cmd), op)
         try:

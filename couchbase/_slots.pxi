@@ -3,6 +3,7 @@
 # callbacks run inside lcb_wait with the GIL released and never touch Python.
 
 cdef struct Slot:
+    CookieKind kind        # COOKIE_SLOT: what a packet-forward callback was given
     # going out
     const char *key        # the key's UTF-8 bytes, owned by the caller's key object
     size_t nkey
@@ -21,9 +22,16 @@ cdef struct Slot:
     PyObject *large        # ...or a large one, already as bytes (owned reference)
 
 
+# A packet sent through libcouchbase's packet-forward API (_forward.pxi) has
+# a slot or a Forward as its cookie; both start with this tag.
+cdef enum CookieKind:
+    COOKIE_SLOT = 1
+    COOKIE_FORWARD = 2
+
+
 cdef struct StoreSpec:
     # what every key of one store call sends
-    bint forward         # large values may go as packets built here (_zerocopy.pxi)
+    bint forward         # large values may go as packets built here (_forward.pxi)
     uint8_t opcode
     uint32_t flags
     uint32_t expiry
@@ -50,6 +58,7 @@ cdef class _Slots:
     # waits in Connection._run until done (whichever thread sent it)
     cdef void *cmd
     cdef CommandKind kind
+    cdef bint forward_get  # a plain get's packets are built here (_forward.pxi)
     cdef StoreSpec store  # what a store sends for every key
     cdef lcb.lcb_CMDSTORE *empty_store  # the store command for empty values
     cdef int unanswered  # slots still waiting for their reply
@@ -108,6 +117,7 @@ cdef _Slots _new_slots(list keys, str op):
     for i in range(call.n):
         call.slots[i].key = _key_ptr(keys[i], &nkey, op)
         call.slots[i].nkey = <size_t> nkey
+        call.slots[i].kind = COOKIE_SLOT
         call.slots[i].rc = NO_REPLY
         call.slots[i].unanswered = &call.unanswered
     return call
@@ -218,6 +228,8 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call) noexcept:
     for i in range(call.n):
         slot = &call.slots[i]
         if call.kind == CMD_GET:
+            if call.forward_get and _forward_get(instance, slot) == lcb.LCB_SUCCESS:
+                continue  # else libcouchbase's own get
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDGET *> call.cmd, slot))
         elif call.kind == CMD_STORE:
             if _forwards(&call.store, slot) and _forward(
@@ -279,16 +291,21 @@ cdef void _on_get(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE
     lcb.lcb_respget_datatype(resp, &slot.datatype)
     if slot.rc == lcb.LCB_SUCCESS:
         lcb.lcb_respget_value(resp, &value, &nvalue)
-        if nvalue >= LARGE_VALUE:
-            _keep_as_bytes(slot, value, nvalue)
-        else:
-            slot.value = <char *> malloc(nvalue if nvalue > 0 else 1)
-            if slot.value == NULL:
-                slot.rc = lcb.LCB_ERR_NO_MEMORY
-            else:
-                memcpy(slot.value, value, nvalue)
-                slot.nvalue = nvalue
+        _keep_value(slot, value, nvalue)
     _answered(instance, slot)
+
+
+cdef inline void _keep_value(Slot *slot, const char *value, size_t nvalue) noexcept nogil:
+    """Copy a get's value out of libcouchbase's buffer before it is reused."""
+    if nvalue >= LARGE_VALUE:
+        _keep_as_bytes(slot, value, nvalue)
+        return
+    slot.value = <char *> malloc(nvalue if nvalue > 0 else 1)
+    if slot.value == NULL:
+        slot.rc = lcb.LCB_ERR_NO_MEMORY
+    else:
+        memcpy(slot.value, value, nvalue)
+        slot.nvalue = nvalue
 
 
 # From this size on, a value is copied straight into a bytes object in the

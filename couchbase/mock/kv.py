@@ -17,6 +17,7 @@ from . import config as _config
 from .errmap import error_map
 from .protocol import (
     ALT_REQ_MAGIC,
+    ALT_RES_MAGIC,
     DATATYPE_JSON,
     HEADER,
     REQ_MAGIC,
@@ -50,7 +51,7 @@ _META_DT = struct.Struct(">IIIQB")
 SUPPORTED_FEATURES = frozenset((
     Feature.TCP_NODELAY, Feature.MUTATION_SEQNO, Feature.TCP_DELAY, Feature.XATTR,
     Feature.XERROR, Feature.SELECT_BUCKET, Feature.JSON, Feature.UNORDERED_EXECUTION,
-    Feature.COLLECTIONS, Feature.DUPLEX, Feature.CLUSTERMAP_CHANGE_NOTIFICATION,
+    Feature.COLLECTIONS, Feature.DUPLEX, Feature.CLUSTERMAP_CHANGE_NOTIFICATION, Feature.TRACING,
 ))
 
 # Handler kinds: what must hold before the handler runs.
@@ -69,6 +70,30 @@ def handler(*opcodes, kind=SESSION):
             HANDLERS[op] = (fn, kind)
         return fn
     return register
+
+
+# A server-duration frame: framing extra id 0, 2 bytes (the encoded duration).
+_DURATION_FRAME = bytes((0x02, 0x00, 0x01))
+
+
+def _with_duration_frames(data):
+    """Replies as a node sends them once TRACING is negotiated: alternative magic,
+    a server-duration frame before the extras (HELLO's own reply and server
+    requests unchanged; keys over 255 bytes cannot be framed and are left alone)."""
+    parts = []
+    pos = 0
+    while pos + 24 <= len(data):
+        end = pos + 24 + _U32.unpack_from(data, pos + 8)[0]
+        if data[pos] != RES_MAGIC or data[pos + 1] == Op.HELLO or data[pos + 2]:
+            parts.append(data[pos:end])
+        else:
+            header = bytearray(data[pos:pos + 24])
+            header[0], header[2] = ALT_RES_MAGIC, len(_DURATION_FRAME)  # byte 3 stays the key length
+            _U32.pack_into(header, 8, end - pos - 24 + len(_DURATION_FRAME))
+            parts += (header, _DURATION_FRAME, data[pos + 24:end])
+        pos = end
+    parts.append(data[pos:])
+    return b"".join(parts)
 
 
 def _res(opcode, status, opaque, cas=0, extras=b"", key=b"", value=b"", datatype=0):
@@ -115,6 +140,7 @@ class KVConnection(asyncio.BufferedProtocol):
         self.xerror = False
         self.tokens = False
         self.json = False
+        self.tracing = False  # replies carry a server-duration frame
         self.push_configs = False  # clustermap change notifications negotiated
         self.user = None
         self.bucket = None
@@ -317,6 +343,8 @@ class KVConnection(asyncio.BufferedProtocol):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        if self.tracing:
+            data = _with_duration_frames(data)
         if self.core.write_faults:
             self._faulty_write(data)
         else:
@@ -443,6 +471,7 @@ def _hello(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
     conn.xerror = Feature.XERROR in acked
     conn.tokens = Feature.MUTATION_SEQNO in acked
     conn.json = Feature.JSON in acked
+    conn.tracing = Feature.TRACING in acked
     if Feature.CLUSTERMAP_CHANGE_NOTIFICATION in acked and Feature.DUPLEX not in acked:
         # pushes need a duplex connection: without it the notification cannot be acknowledged
         acked.remove(Feature.CLUSTERMAP_CHANGE_NOTIFICATION)

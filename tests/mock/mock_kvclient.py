@@ -14,7 +14,7 @@ import struct
 import zlib
 from collections import namedtuple
 
-from couchbase.mock.protocol import HEADER, Feature, Op
+from couchbase.mock.protocol import ALT_RES_MAGIC, HEADER, Feature, Op
 
 Response = namedtuple("Response", "magic opcode datatype status opaque cas extras key value")
 
@@ -72,6 +72,9 @@ class KVClient:
         hdr = self._read(24)
         magic, opcode, keylen, extlen, datatype, status, bodylen, opaque, cas = HEADER.unpack(hdr)
         body = self._read(bodylen)
+        if magic == ALT_RES_MAGIC:  # framing extras (TRACING negotiated) come first
+            framing, keylen = keylen >> 8, keylen & 0xFF
+            body = body[framing:]
         return Response(magic, opcode, datatype, status, opaque, cas, body[:extlen],
                         body[extlen:extlen + keylen], body[extlen + keylen:])
 

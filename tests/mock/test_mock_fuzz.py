@@ -62,7 +62,9 @@ def _check_replies(data):
     pos = 0
     while len(data) - pos >= 24:
         magic, _, keylen, extlen, _, _, bodylen, _, _ = HEADER.unpack_from(data, pos)
-        assert magic == 0x81 and keylen + extlen <= bodylen
+        if magic == 0x18:  # framing extras length, then a 1-byte key length
+            keylen = (keylen >> 8) + (keylen & 0xFF)
+        assert magic in (0x81, 0x18) and keylen + extlen <= bodylen
         pos += 24 + bodylen
     assert pos == len(data), "trailing partial reply"
 

@@ -24,8 +24,22 @@ def test_hello_acks_only_supported_features(mock1):
         acked = c.hello()
         assert set(acked) == {Feature.TCP_NODELAY, Feature.MUTATION_SEQNO, Feature.XATTR, Feature.XERROR,
                               Feature.SELECT_BUCKET, Feature.JSON, Feature.COLLECTIONS,
-                              Feature.UNORDERED_EXECUTION}
-        assert Feature.SNAPPY not in acked and Feature.TRACING not in acked
+                              Feature.UNORDERED_EXECUTION, Feature.TRACING}
+        assert Feature.SNAPPY not in acked
+
+
+def test_tracing_frames_every_reply(mock1):
+    with KVClient(mock1.host, mock1.kv_ports[0]) as c:
+        c.bootstrap()
+        c.set("k", b"v", flags=7)
+        c.send(packet(Op.GET, c.wkey("k"), vbucket=vbucket(b"k", c.nvb), opaque=99))
+        header = c._read(24)
+        magic, opcode, framing, keylen, extlen, _, status, bodylen, opaque = struct.unpack(
+            ">BBBBBBHII", header[:16])
+        body = c._read(bodylen)
+        assert (magic, opcode, status, opaque, keylen, extlen) == (0x18, Op.GET, 0, 99, 0, 4)
+        assert framing == 3 and body[0] == 0x02  # server duration: id 0, 2 bytes
+        assert body[framing:framing + 4] == struct.pack(">I", 7) and body[framing + 4:] == b"v"
 
 
 def test_error_map_before_auth(mock1):

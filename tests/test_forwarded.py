@@ -1,20 +1,24 @@
-"""Stores of large raw values (16 KiB and more: FMT_PLAIN, FMT_PICKLE, append,
-prepend) go out as packets the binding builds, the value sent straight from the
-caller's bytes; smaller ones through libcouchbase's own store. Users must not
-be able to tell the two apart: the same results, the same exceptions, the same
-retries, and the caller's value never held on to or freed early."""
+"""Plain gets, and stores of large raw values (16 KiB and more: FMT_PLAIN,
+FMT_PICKLE, append, prepend), go out as packets the binding builds (the value
+sent straight from the caller's bytes); the rest, or everything when the
+connection string asks for compression, through libcouchbase's own commands.
+Users must not be able to tell the two apart: the same results, the same
+exceptions, the same retries, and the caller's value never held on to or freed
+early."""
 
 import gc
 import sys
 
 import pytest
 
-from couchbase import FMT_PICKLE, FMT_PLAIN
+from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN, Couchbase
 from couchbase.exceptions import (
+    CouchbaseError,
     KeyExistsError,
     KeyLockedError,
     NotFoundError,
     NotStoredError,
+    TimeoutError,
     TooBigError,
 )
 
@@ -152,3 +156,110 @@ def test_not_my_vbucket_is_sent_again(cb, cluster, key, size):
     cluster.opfail(0x07, 1, opcode="SET")
     cb.set(key, _value(size), format=FMT_PLAIN)
     assert cb.get(key) == _value(size)
+
+
+
+@pytest.fixture
+def lcb_path(cluster):
+    """A Connection whose gets and stores all go through libcouchbase's own
+    commands (compression asked for: replies may come compressed)."""
+    connstr = f"couchbase://{cluster.host}:{cluster.port}=http/default?compression=on"
+    with Couchbase.connect(bucket="default", password="", connection_string=connstr) as conn:
+        yield conn
+
+
+def _outcome(call):
+    """What a call gives a user: its result, or its exception's class, status
+    and message."""
+    try:
+        return ("result", call())
+    except CouchbaseError as e:
+        return (type(e), e.error, e.key, e.operation, str(e))
+
+
+def _same_on_both_paths(cb, lcb_path, call):
+    forwarded, own = _outcome(lambda: call(cb)), _outcome(lambda: call(lcb_path))
+    assert forwarded == own
+    return forwarded
+
+
+@pytest.mark.parametrize("fmt, value", [
+    (FMT_JSON, {"a": [1, 2.5, None], "s": "☃"}),
+    (FMT_JSON, {"big": "j" * LARGE}),
+    (FMT_PLAIN, b""),
+    (FMT_PLAIN, _value(SMALL)),
+    (FMT_PLAIN, _value(LARGE)),
+    (FMT_PICKLE, {1, 2, 3}),
+], ids=["json", "json-large", "empty", "bytes", "bytes-large", "pickle"])
+def test_gets_return_the_same_on_both_paths(cb, lcb_path, key, fmt, value):
+    cas = cb.set(key, value, format=fmt)
+    assert _same_on_both_paths(cb, lcb_path, lambda c: c.get(key)) == ("result", value)
+    assert _same_on_both_paths(cb, lcb_path, lambda c: tuple(c.get(key, extended=True))) == (
+        "result", (value, fmt, cas))
+
+
+def test_multi_gets_return_the_same_on_both_paths(cb, lcb_path, key):
+    keys = [f"{key}:{i}" for i in range(50)]
+    cb.set({k: i for i, k in enumerate(keys)})
+    cb.set(keys[7], _value(LARGE), format=FMT_PLAIN)
+    wanted = keys + [key + ":missing"]
+    assert _same_on_both_paths(cb, lcb_path, lambda c: c.get(wanted, quiet=True))[1][:7] == list(range(7))
+    for c in (cb, lcb_path):
+        with pytest.raises(NotFoundError) as info:
+            c.get(wanted)
+        results = info.value.all_results
+        assert results[keys[7]] == _value(LARGE) and isinstance(results[key + ":missing"], NotFoundError)
+
+
+def test_missing_key_on_both_paths(cb, lcb_path, key):
+    outcome = _same_on_both_paths(cb, lcb_path, lambda c: c.get(key + ":missing"))
+    assert outcome[0] is NotFoundError and outcome[2] == key + ":missing"
+    quiet = _same_on_both_paths(cb, lcb_path, lambda c: c.get(key + ":missing", quiet=True))
+    assert quiet == ("result", None)
+
+
+def test_get_of_a_locked_key_on_both_paths(cb, lcb_path, key):
+    cb.set(key, "locked")
+    cb.lock(key, ttl=10)
+    assert _same_on_both_paths(cb, lcb_path, lambda c: c.get(key)) == ("result", "locked")
+
+
+@pytest.mark.parametrize("status", [0x01, 0x04, 0x09, 0x86, 0x07])
+def test_injected_get_failures_on_both_paths(cb, lcb_path, cluster, key, status):
+    # 0x86 (temporary failure) and 0x07 (NOT_MY_VBUCKET) are retried by
+    # libcouchbase; the others become the same exception on both paths
+    cb.set(key, "v")
+    outcomes = []
+    for c in (cb, lcb_path):
+        cluster.opfail(status, 1, opcode="GET")
+        outcomes.append(_outcome(lambda c=c: c.get(key)))
+    cluster.opfail(status, 0, opcode="GET")
+    assert outcomes[0] == outcomes[1]
+    if status in (0x86, 0x07):
+        assert outcomes[0] == ("result", "v")
+
+
+def test_get_timeout_on_both_paths(cluster, key):
+    cluster.hiccup(400)
+    try:
+        for options in ({}, {"connection_string":
+                             f"couchbase://{cluster.host}:{cluster.port}=http/default?compression=on"}):
+            with Couchbase.connect(cluster.host, cluster.port, bucket="default", password="",
+                                   timeout=0.1, **options) as c:
+                with pytest.raises(TimeoutError) as info:
+                    c.get(key)
+                assert info.value.key == key and info.value.operation == "get"
+    finally:
+        cluster.hiccup(0)
+
+
+def test_replies_with_framing_extras(cluster, key):
+    # with tracing on, a node puts a server-duration frame before each reply's extras
+    with Couchbase.connect(cluster.host, cluster.port, bucket="default", password="",
+                           enable_tracing=True) as c:
+        c.set(key, {"v": 1})
+        c.set(key + ":big", _value(LARGE), format=FMT_PLAIN)
+        assert c.get(key, extended=True)[:2] == ({"v": 1}, FMT_JSON)
+        assert c.get([key, key + ":big"]) == [{"v": 1}, _value(LARGE)]
+        with pytest.raises(NotFoundError):
+            c.get(key + ":missing")

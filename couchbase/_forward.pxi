@@ -1,30 +1,35 @@
-# Included by _lcb.pyx: stores of large values without copying them.
+# Included by _lcb.pyx: packets the binding builds itself, sent through
+# libcouchbase's packet-forward API. libcouchbase still picks the node, fills
+# in vbucket and opaque, times the command out, and retries it (after copying
+# it) on NOT_MY_VBUCKET and temporary failures, as for its own commands; what
+# it skips is its per-command C++ layer.
 #
-# libcouchbase's store copies a value three times (into the command, into the
-# command's shared copy, into the network buffer): 37% of the client's CPU for
-# a 100 KiB set. Its packet-forwarding API sends a packet the caller built,
-# reading the value straight from the caller's memory; so for a large value
-# this module builds the memcached packet itself (header, extras, key) and
-# lets libcouchbase send the value from the bytes object it was encoded into.
-# libcouchbase still picks the node, fills in vbucket and opaque, times the
-# command out, and retries it (after copying it) on NOT_MY_VBUCKET and
-# temporary failures, as it does for its own stores.
+# Stores of large values: libcouchbase's store copies a value three times
+# (into the command, into the command's shared copy, into the network buffer):
+# 37% of the client's CPU for a 100 KiB set. Here the packet's head (header,
+# extras, key) is built by the binding and the value is sent straight from the
+# bytes object it was encoded into. Only where libcouchbase would send the very
+# same bytes: no collections (no collection ID in the key), no outgoing
+# compression, raw datatype (a JSON datatype depends on what each node
+# negotiated, which only libcouchbase knows).
 #
-# Only where libcouchbase would send the very same bytes: no collections (no
-# collection ID in the key), no outgoing compression, raw datatype (a JSON
-# datatype depends on what each node negotiated, which only it knows).
-#
-# Lifetime: libcouchbase reads the packet's buffers until it calls
-# _on_forward_flushed ("flushed"), which may come before or after the reply
-# (_on_forwarded: after it when the command timed out or its node failed
+# Lifetime of a forwarded store: libcouchbase reads the packet's buffers until
+# it calls _on_forward_flushed ("flushed"), which may come before or after the
+# reply (_on_forwarded: after it when the command timed out or its node failed
 # before the packet was written out). Both callbacks run in the thread that
 # runs the event loop, one after the other, so no lock is needed; a Forward is
 # freed by whichever of the two comes last. The value belongs to the call
 # (_Slots.data) until the reply; only a reply that comes first takes a
 # reference of its own (the call may end and drop its values meanwhile).
+#
+# Plain gets: a 24-byte header and the key, copied by libcouchbase into its
+# network buffer (nothing to keep alive); the reply is parsed here. Only where
+# replies cannot be compressed (snappy not negotiated) and keys carry no
+# collection ID.
 
 
 cdef struct Forward:
+    CookieKind kind      # COOKIE_FORWARD
     Slot *slot           # the key's slot, until the reply
     PyObject *value      # the bytes sent: the call's, or owned if adopted
     bint adopted         # the reply came first: value is a reference of our own
@@ -34,8 +39,11 @@ cdef struct Forward:
     char head[24 + 8 + 250]  # header, extras (flags, expiry), key
 
 
-# memcached binary protocol: request magic and the store opcodes
+# memcached binary protocol
 cdef uint8_t REQUEST_MAGIC = 0x80
+cdef uint8_t ALT_RESPONSE_MAGIC = 0x18  # a reply with framing extras
+cdef uint8_t DATATYPE_SNAPPY = 0x02
+cdef uint8_t OP_GET = 0x00
 cdef uint8_t OP_SET = 0x01
 cdef uint8_t OP_ADD = 0x02
 cdef uint8_t OP_REPLACE = 0x03
@@ -97,6 +105,7 @@ cdef lcb.lcb_STATUS _forward(lcb.lcb_INSTANCE *instance, Slot *slot, const Store
     cdef char *head
     if fwd == NULL:
         return lcb.LCB_ERR_NO_MEMORY
+    fwd.kind = COOKIE_FORWARD
     fwd.slot = slot
     fwd.value = value
     fwd.opcode = spec.opcode
@@ -126,15 +135,15 @@ cdef lcb.lcb_STATUS _forward(lcb.lcb_INSTANCE *instance, Slot *slot, const Store
     return rc
 
 
-cdef lcb.lcb_STATUS _store_status(lcb.lcb_INSTANCE *instance, uint16_t status, uint8_t opcode) noexcept nogil:
-    """A store reply's status as libcouchbase reports it for its own stores
+cdef lcb.lcb_STATUS _reply_status(lcb.lcb_INSTANCE *instance, uint16_t status, uint8_t opcode) noexcept nogil:
+    """A reply's status as libcouchbase reports it for its own commands
     (libcouchbase has already retried the statuses it retries)."""
     if status == 0x00:
         return lcb.LCB_SUCCESS
     if status == 0x01:
         return lcb.LCB_ERR_DOCUMENT_NOT_FOUND
     if status == 0x02:
-        # only an add means "exists"; for the others the CAS did not match
+        # only an add means "exists"; for the other stores the CAS did not match
         return lcb.LCB_ERR_DOCUMENT_EXISTS if opcode == OP_ADD else lcb.LCB_ERR_CAS_MISMATCH
     if status == 0x03:
         return lcb.LCB_ERR_VALUE_TOO_LARGE
@@ -161,7 +170,10 @@ cdef lcb.lcb_STATUS _store_status(lcb.lcb_INSTANCE *instance, uint16_t status, u
 
 cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_STATUS err,
                         lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
-    """The reply to a forwarded store (or libcouchbase's error for it)."""
+    """The reply to a forwarded command (or libcouchbase's error for it)."""
+    if (<const CookieKind *> cookie)[0] == COOKIE_SLOT:
+        _on_forwarded_get(instance, <Slot *> cookie, err, resp)
+        return
     cdef Forward *fwd = <Forward *> cookie
     cdef Slot *slot = fwd.slot
     if slot == NULL:
@@ -171,7 +183,7 @@ cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_
     elif resp.header == NULL:
         slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
     else:
-        slot.rc = _store_status(instance, <uint16_t> _get_be(resp.header + 6, 2), fwd.opcode)
+        slot.rc = _reply_status(instance, <uint16_t> _get_be(resp.header + 6, 2), fwd.opcode)
         slot.cas = _get_be(resp.header + 16, 8)
     fwd.slot = NULL
     if fwd.flushed:
@@ -199,3 +211,52 @@ cdef void _free_adopted(Forward *fwd) noexcept with gil:
     if fwd.adopted:
         Py_XDECREF(fwd.value)
     free(fwd)
+
+
+cdef lcb.lcb_STATUS _forward_get(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogil:
+    """Schedule a plain get as a packet built here (libcouchbase copies it)."""
+    cdef char packet[24 + 250]
+    cdef lcb.lcb_CMDPKTFWD cmd
+    memset(packet, 0, 24)
+    packet[0] = <char> REQUEST_MAGIC
+    packet[1] = <char> OP_GET
+    _put_be16(packet + 2, <uint16_t> slot.nkey)
+    _put_be32(packet + 8, <uint32_t> slot.nkey)
+    memcpy(packet + 24, slot.key, slot.nkey)
+    memset(&cmd, 0, sizeof(cmd))
+    cmd.vb.vtype = lcb.LCB_KV_COPY
+    cmd.vb.u_buf.contig.bytes = packet
+    cmd.vb.u_buf.contig.nbytes = 24 + slot.nkey
+    return lcb.lcb_pktfwd3(instance, slot, &cmd)
+
+
+cdef void _on_forwarded_get(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
+                            lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
+    """Take status, CAS, flags and value out of a get's reply."""
+    cdef const uint8_t *header = resp.header
+    cdef const char *body
+    cdef size_t framing, extlen, keylen, bodylen, skip
+    if err != lcb.LCB_SUCCESS:
+        slot.rc = err
+    elif header == NULL or resp.nitems < 1:
+        slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
+    else:
+        slot.rc = _reply_status(instance, <uint16_t> _get_be(header + 6, 2), OP_GET)
+        slot.cas = _get_be(header + 16, 8)
+        slot.datatype = header[5]
+        if slot.rc == lcb.LCB_SUCCESS:
+            if header[0] == ALT_RESPONSE_MAGIC:
+                framing, keylen = header[2], header[3]
+            else:
+                framing, keylen = 0, <size_t> _get_be(header + 2, 2)
+            extlen = header[4]
+            bodylen = <size_t> _get_be(header + 8, 4)
+            skip = framing + extlen + keylen
+            if (extlen < 4 or skip > bodylen or resp.iovs[0].iov_len < 24 + bodylen
+                    or slot.datatype & DATATYPE_SNAPPY):
+                slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
+            else:
+                body = <const char *> resp.iovs[0].iov_base + 24
+                slot.flags = <uint32_t> _get_be(<const uint8_t *> body + framing, 4)
+                _keep_value(slot, body + skip, bodylen - skip)
+    _answered(instance, slot)
