@@ -21,6 +21,7 @@ from couchbase.exceptions import (
     TimeoutError,
     TooBigError,
 )
+from couchbase.mock import MockCluster
 
 SMALL, LARGE = 1000, 100_000
 SIZES = pytest.mark.parametrize("size", [SMALL, LARGE], ids=["small", "large"])
@@ -263,3 +264,15 @@ def test_replies_with_framing_extras(cluster, key):
         assert c.get([key, key + ":big"]) == [{"v": 1}, _value(LARGE)]
         with pytest.raises(NotFoundError):
             c.get(key + ":missing")
+
+
+def test_memcached_bucket_routes_built_packets_by_ketama():
+    # no vbuckets: libcouchbase maps each key onto a node with its ketama ring
+    with MockCluster(nodes=3, buckets={"default": ""}) as mock:
+        mock.create_bucket("cache", bucket_type="memcached")
+        with Couchbase.connect(mock.host, mock.port, bucket="cache", password="") as c:
+            values = {f"k{i}": b"x" * (i * 300) for i in range(120)}  # 0 B to 35 KiB
+            c.set(values, format=FMT_PLAIN)
+            assert c.get(list(values)) == list(values.values())
+            with pytest.raises(NotFoundError):
+                c.get("missing")

@@ -7,7 +7,7 @@ import threading
 import pytest
 from threads_util import run_threads
 
-from couchbase import Couchbase
+from couchbase import FMT_PLAIN, Couchbase
 from couchbase.exceptions import ConnectError, KeyExistsError, NotFoundError
 
 
@@ -79,3 +79,20 @@ def test_closing_while_16_threads_wait_never_hangs(cluster, key):
     assert outcome == ["ok"], outcome
     with pytest.raises(ConnectError):
         conn.get(key)
+
+
+def test_large_values_from_8_threads(cb, key):
+    # large stores are sent from each caller's own bytes while other threads'
+    # calls share the connection: every value must arrive intact
+    def worker(t):
+        rnd = random.Random(t)
+        for i in range(40):
+            mine = f"{key}:{t}:{i % 4}"
+            value = bytes([t, i]) * (rnd.randrange(8_000, 120_000) // 2)
+            cb.set(mine, value, format=FMT_PLAIN)
+            assert cb.get(mine) == value
+            more = {f"{mine}:{j}": value[j:] for j in range(3)}
+            cb.set(more, format=FMT_PLAIN)
+            assert cb.get(list(more)) == list(more.values())
+
+    run_threads(worker, 8)
