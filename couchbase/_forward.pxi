@@ -36,7 +36,7 @@ cdef struct Forward:
     bint flushed         # libcouchbase is done with head and value
     uint8_t opcode
     lcb.lcb_IOV iov[2]   # the head, then the value
-    char head[24 + 8 + 250]  # header, extras (flags, expiry), key
+    char head[24 + 8 + 250]  # header, extras (flags, expiry), key (MAX_KEY_LEN)
 
 
 # memcached binary protocol
@@ -199,8 +199,11 @@ cdef void _adopt_value(Forward *fwd) noexcept with gil:
 
 
 cdef void _on_forward_flushed(lcb.lcb_INSTANCE *instance, const void *cookie) noexcept nogil:
-    """libcouchbase no longer reads a forwarded packet's buffers."""
+    """libcouchbase no longer reads a forwarded packet's buffers (only stores
+    lend it buffers; it copies a get's packet)."""
     cdef Forward *fwd = <Forward *> cookie
+    if fwd.kind != COOKIE_FORWARD:
+        return
     if fwd.slot != NULL:
         fwd.flushed = True  # the reply frees it
     else:
@@ -215,7 +218,7 @@ cdef void _free_adopted(Forward *fwd) noexcept with gil:
 
 cdef lcb.lcb_STATUS _forward_get(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogil:
     """Schedule a plain get as a packet built here (libcouchbase copies it)."""
-    cdef char packet[24 + 250]
+    cdef char packet[24 + 250]  # header, key (MAX_KEY_LEN)
     cdef lcb.lcb_CMDPKTFWD cmd
     memset(packet, 0, 24)
     packet[0] = <char> REQUEST_MAGIC

@@ -168,6 +168,8 @@ def test_mock_control_over_http(mock3):
     status, res = request(mock3, "GET", "/mock/respawn?idx=1", auth=None)
     assert status == 200 and res["failed"] == []
     assert request(mock3, "GET", "/mock/hiccup?msecs=0&offset=0", auth=None)[0] == 200
+    assert request(mock3, "GET", "/mock/stall?on=1", auth=None)[1]["stalled"] is True
+    assert request(mock3, "GET", "/mock/stall?on=0", auth=None)[1]["stalled"] is False
     assert request(mock3, "GET", "/mock/opfail?code=0x86&count=0&opcode=GET", auth=None)[0] == 200
     assert request(mock3, "POST", "/mock/time_travel", {"Offset": "5"}, auth=None)[0] == 200
     status, res = request(mock3, "GET", "/mock/create_bucket?name=ctl&bucketType=memcached", auth=None)
