@@ -26,6 +26,9 @@
 # network buffer (nothing to keep alive); the reply is parsed here. Only where
 # replies cannot be compressed (snappy not negotiated) and keys carry no
 # collection ID.
+#
+# Neither is used with tracing or operation metrics on: libcouchbase traces and
+# times only its own commands.
 
 
 cdef struct Forward:

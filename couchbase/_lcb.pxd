@@ -262,6 +262,8 @@ cdef extern from "libcouchbase/cntl.h" nogil:
     int LCB_CNTL_GET
     int LCB_CNTL_ENABLE_COLLECTIONS
     int LCB_CNTL_COMPRESSION_OPTS
+    int LCB_CNTL_ENABLE_TRACING
+    int LCB_CNTL_ENABLE_OP_METRICS
     int LCB_COMPRESS_OUT
     lcb_STATUS lcb_cntl(lcb_INSTANCE *instance, int mode, int cmd, void *arg)
     lcb_STATUS lcb_cntl_string(lcb_INSTANCE *instance, const char *key, const char *value)

@@ -145,8 +145,9 @@ cdef class Connection:
 
     Two libcouchbase settings differ from its defaults (a connection string
     option overrides either): ``enable_collections=false`` and
-    ``compression=off``. With both, gets and large raw stores go out as packets
-    the binding builds (about half the CPU of libcouchbase's own path).
+    ``compression=off``. With both, and tracing and operation metrics off,
+    gets and large raw stores go out as packets the binding builds (about half
+    the CPU of libcouchbase's own path).
 
     One Connection may be shared by threads: calls are serialized on it, and the
     GIL is released while libcouchbase waits on the network.
@@ -293,16 +294,24 @@ cdef class Connection:
 
     cdef tuple _may_forward(self):
         """Whether large stores, and plain gets, may go out as packets built
-        here: only where libcouchbase would send the same bytes and replies
-        come uncompressed (see _forward.pxi)."""
-        cdef int collections = 1, compression = lcb.LCB_COMPRESS_OUT
-        if (lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_ENABLE_COLLECTIONS,
-                         &collections) != lcb.LCB_SUCCESS
-                or lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_COMPRESSION_OPTS,
-                                &compression) != lcb.LCB_SUCCESS
-                or collections):
+        here (see _forward.pxi): only without collections (no collection ID
+        in the key), without tracing or operation metrics (libcouchbase times
+        only its own commands), where libcouchbase would send the same bytes
+        (large stores: nothing compressed going out) and replies come
+        uncompressed (gets: no compression negotiated)."""
+        cdef int compression = self._setting(lcb.LCB_CNTL_COMPRESSION_OPTS)
+        if (self._setting(lcb.LCB_CNTL_ENABLE_COLLECTIONS) != 0 or compression < 0
+                or self._setting(lcb.LCB_CNTL_ENABLE_TRACING) != 0
+                or self._setting(lcb.LCB_CNTL_ENABLE_OP_METRICS) != 0):
             return False, False
         return not (compression & lcb.LCB_COMPRESS_OUT), compression == 0
+
+    cdef int _setting(self, int cntl) noexcept:
+        """An int setting of the instance, -1 if it cannot be read."""
+        cdef int value = 0
+        if lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, cntl, &value) != lcb.LCB_SUCCESS:
+            return -1
+        return value
 
     cdef int _check_setup(self, lcb.lcb_STATUS rc) except -1:
         if rc != lcb.LCB_SUCCESS:

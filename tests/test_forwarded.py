@@ -7,7 +7,9 @@ exceptions, the same retries, and the caller's value never held on to or freed
 early."""
 
 import gc
+import logging
 import sys
+import time
 
 import pytest
 
@@ -254,9 +256,14 @@ def test_get_timeout_on_both_paths(cluster, key):
         cluster.hiccup(0)
 
 
-def test_replies_with_framing_extras(cluster, key):
-    # with tracing on, a node puts a server-duration frame before each reply's extras
-    with Couchbase.connect(cluster.host, cluster.port, bucket="default", password="",
+def test_tracing_sees_every_operation(cluster, key, caplog):
+    """libcouchbase traces only its own commands: with tracing on, gets and
+    large stores go through them, and the threshold report lists them (the
+    mock then frames every reply with the server's duration, as a node does)."""
+    connstr = (f"couchbase://{cluster.host}:{cluster.port}=http/default"
+               "?tracing_threshold_kv=0.000001&tracing_threshold_queue_flush_interval=0.1")
+    caplog.set_level(logging.INFO, logger="couchbase")
+    with Couchbase.connect(bucket="default", password="", connection_string=connstr,
                            enable_tracing=True) as c:
         c.set(key, {"v": 1})
         c.set(key + ":big", _value(LARGE), format=FMT_PLAIN)
@@ -264,6 +271,14 @@ def test_replies_with_framing_extras(cluster, key):
         assert c.get([key, key + ":big"]) == [{"v": 1}, _value(LARGE)]
         with pytest.raises(NotFoundError):
             c.get(key + ":missing")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            reports = " ".join(r.getMessage() for r in caplog.records if "over threshold" in r.getMessage())
+            if '"operation_name":"get"' in reports and '"operation_name":"upsert"' in reports:
+                break
+            time.sleep(0.1)
+            c.get(key)  # the report is written from the event loop
+        assert '"operation_name":"get"' in reports and '"operation_name":"upsert"' in reports
 
 
 def test_memcached_bucket_routes_built_packets_by_ketama():
