@@ -21,6 +21,9 @@
 # freed by whichever of the two comes last. The value belongs to the call
 # (_Slots.data) until the reply; only a reply that comes first takes a
 # reference of its own (the call may end and drop its values meanwhile).
+# libcouchbase never says it is done with a packet it queued for a node it
+# never connected to: the Connection keeps its Forwards in a list and frees
+# what is left once its instance is destroyed (_drop_forwards).
 #
 # Plain gets: a 24-byte header and the key, copied by libcouchbase into its
 # network buffer (nothing to keep alive); the reply is parsed here. Only where
@@ -40,6 +43,34 @@ cdef struct Forward:
     uint8_t opcode
     lcb.lcb_IOV iov[2]   # the head, then the value
     char head[24 + 8 + 250]  # header, extras (flags, expiry), key (MAX_KEY_LEN)
+    Forward *next        # the Connection's list of Forwards not yet freed
+    Forward **pprev
+
+
+cdef inline void _link(Forward *fwd, Forward **head) noexcept nogil:
+    fwd.next = head[0]
+    fwd.pprev = head
+    if fwd.next != NULL:
+        fwd.next.pprev = &fwd.next
+    head[0] = fwd
+
+
+cdef inline void _unlink_and_free(Forward *fwd) noexcept nogil:
+    fwd.pprev[0] = fwd.next
+    if fwd.next != NULL:
+        fwd.next.pprev = fwd.pprev
+    free(fwd)
+
+
+cdef void _drop_forwards(Forward **head) noexcept:
+    """Free the Forwards left once the instance is destroyed (with the GIL:
+    some hold a reference to their value)."""
+    cdef Forward *fwd
+    while head[0] != NULL:
+        fwd = head[0]
+        if fwd.adopted:
+            Py_XDECREF(fwd.value)
+        _unlink_and_free(fwd)
 
 
 # memcached binary protocol
@@ -97,9 +128,10 @@ cdef inline bint _forwards(const StoreSpec *spec, const Slot *slot) noexcept nog
 
 
 cdef lcb.lcb_STATUS _forward(lcb.lcb_INSTANCE *instance, Slot *slot, const StoreSpec *spec,
-                             PyObject *value) noexcept nogil:
+                             PyObject *value, Forward **forwards) noexcept nogil:
     """Schedule one large store as a packet built here, its value sent from
-    `value` (which slot.data points into). On failure nothing was scheduled."""
+    `value` (which slot.data points into), and list it in `forwards`. On
+    failure nothing was scheduled."""
     cdef Forward *fwd = <Forward *> calloc(1, sizeof(Forward))
     cdef lcb.lcb_CMDPKTFWD cmd
     cdef lcb.lcb_STATUS rc
@@ -135,6 +167,8 @@ cdef lcb.lcb_STATUS _forward(lcb.lcb_INSTANCE *instance, Slot *slot, const Store
     rc = lcb.lcb_pktfwd3(instance, fwd, &cmd)
     if rc != lcb.LCB_SUCCESS:
         free(fwd)
+    else:
+        _link(fwd, forwards)
     return rc
 
 
@@ -190,7 +224,7 @@ cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_
         slot.cas = _get_be(resp.header + 16, 8)
     fwd.slot = NULL
     if fwd.flushed:
-        free(fwd)
+        _unlink_and_free(fwd)
     else:
         _adopt_value(fwd)
     _answered(instance, slot)
@@ -216,7 +250,7 @@ cdef void _on_forward_flushed(lcb.lcb_INSTANCE *instance, const void *cookie) no
 cdef void _free_adopted(Forward *fwd) noexcept with gil:
     if fwd.adopted:
         Py_XDECREF(fwd.value)
-    free(fwd)
+    _unlink_and_free(fwd)
 
 
 cdef lcb.lcb_STATUS _forward_get(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogil:

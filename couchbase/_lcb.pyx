@@ -166,6 +166,7 @@ cdef class Connection:
     cdef bint _loop_woken    # ... and has already been sent a wake-up byte
     cdef bint _forward_large  # large stores skip libcouchbase's copies (_forward.pxi)
     cdef bint _forward_gets   # plain gets skip libcouchbase's command layer (_forward.pxi)
+    cdef Forward *_forwards   # large stores' packets not yet freed (_forward.pxi)
     cdef readonly object host
     cdef readonly object port
     cdef readonly object bucket
@@ -356,6 +357,7 @@ cdef class Connection:
         if self._instance != NULL:
             lcb.lcb_destroy(self._instance)
             self._instance = NULL
+        _drop_forwards(&self._forwards)
         if self._io != NULL:
             lcb.lcb_destroy_io_ops(self._io)
             self._io = NULL
@@ -452,7 +454,7 @@ cdef class Connection:
         batch, self._pending = self._pending, []
         lcb.lcb_sched_enter(self._instance)
         for call in batch:
-            _schedule_call(self._instance, call)
+            _schedule_call(self._instance, call, &self._forwards)
         lcb.lcb_sched_leave(self._instance)
         self._in_flight.extend(batch)
         return 0

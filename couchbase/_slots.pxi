@@ -221,8 +221,9 @@ cdef inline CommandKind _command_kind(Command *cmd) noexcept nogil:
         return CMD_UNLOCK
 
 
-cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call) noexcept:
-    """Schedule one call's command for each of its slots."""
+cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forwards) noexcept:
+    """Schedule one call's command for each of its slots (a large store's
+    packet listed in `forwards`, see _forward.pxi)."""
     cdef Py_ssize_t i
     cdef Slot *slot
     for i in range(call.n):
@@ -233,7 +234,7 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call) noexcept:
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDGET *> call.cmd, slot))
         elif call.kind == CMD_STORE:
             if _forwards(&call.store, slot) and _forward(
-                    instance, slot, &call.store, PyList_GET_ITEM(call.data, i)) == lcb.LCB_SUCCESS:
+                    instance, slot, &call.store, PyList_GET_ITEM(call.data, i), forwards) == lcb.LCB_SUCCESS:
                 continue  # else libcouchbase's own store, which copies the value
             _scheduled(slot, _schedule(
                 instance, call.empty_store if slot.ndata == 0 else <lcb.lcb_CMDSTORE *> call.cmd, slot))

@@ -169,11 +169,12 @@ def test_truncated_reply_is_an_error_not_a_hang(cb, cluster, key):
 
 def _refcount_returns_to(cb, value, expected, seconds=10):
     """The value's reference count as the caller sees it, once back at
-    `expected` or after `seconds`. libcouchbase moves only inside a call: keep
-    making calls until it has told the binding that it is done with the value."""
+    `expected` or after `seconds`. libcouchbase moves only inside a call, and
+    sends what it queued for a node once a call needs that node: keep reading
+    the stored key until it has told the binding that it is done with the value."""
     deadline = time.monotonic() + seconds
     while sys.getrefcount(value) - 1 != expected and time.monotonic() < deadline:  # -1: our parameter
-        cb.get("after")
+        cb.get(["after", "huge"], quiet=True)
         time.sleep(0.05)
     return sys.getrefcount(value) - 1
 
@@ -209,6 +210,24 @@ def test_store_timing_out_before_it_was_written(cluster3, recovery):
         gc.collect()
         cb.set("big-again", b"L" * 100_000, format=FMT_PLAIN)
         assert cb.get("big-again") == b"L" * 100_000
+
+
+def test_store_to_a_node_never_reached_is_released_on_close(cluster3):
+    """A node that hangs from the first byte: the packet never leaves
+    libcouchbase's queue, and libcouchbase never says it is done with it;
+    closing the Connection must still release the caller's value."""
+    value = b"q" * (4 * 1024 * 1024)
+    gc.collect()
+    baseline = sys.getrefcount(value)
+    cb = _connect(cluster3, timeout=0.5)
+    cluster3.stall(True)  # before any KV connection is made
+    try:
+        with pytest.raises((TimeoutError, NetworkError)):
+            cb.set("never-sent", value, format=FMT_PLAIN)
+        cb.close()
+    finally:
+        cluster3.stall(False)
+    assert sys.getrefcount(value) == baseline
 
 
 def test_close_while_a_large_store_waits(cluster3):

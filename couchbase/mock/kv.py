@@ -154,7 +154,10 @@ class KVConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport):
         self.transport = transport
         self.node.kv_conns.add(self)
-        self.apply_stall()
+        if self.core.stalled:
+            # before Python 3.11 the transport starts reading only after this
+            # returns, which would undo a pause made here
+            asyncio.get_running_loop().call_soon(self.apply_stall)
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         sock = transport.get_extra_info("socket")
         if sock is not None:

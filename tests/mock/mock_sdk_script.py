@@ -1,5 +1,6 @@
 """Runs inside the official Couchbase Python SDK's venv (not our package): argv = connstr user password."""
 import sys
+import time
 from datetime import timedelta
 
 from couchbase.auth import PasswordAuthenticator
@@ -13,7 +14,12 @@ from couchbase.options import (
     UpsertOptions,
 )
 
-from couchbase.exceptions import CasMismatchException, DocumentNotFoundException, PathExistsException
+from couchbase.exceptions import (
+    CasMismatchException,
+    DocumentNotFoundException,
+    PathExistsException,
+    RequestCanceledException,
+)
 
 connstr, user, password = sys.argv[1:4]
 opts = ClusterOptions(PasswordAuthenticator(user, password))
@@ -86,7 +92,17 @@ if len(sys.argv) > 4:
 
     assert control("failover?idx=2")["failed"] == [2]
     for k in keys[5:]:
-        coll.upsert(k, {"k": k, "n": 2})
+        # an upsert sent to the failed node before the SDK applied the new map is
+        # cancelled when that node's connection closes (as with a real cluster);
+        # an application sends it again
+        for attempt in range(20):
+            try:
+                coll.upsert(k, {"k": k, "n": 2})
+                break
+            except RequestCanceledException:
+                if attempt == 19:
+                    raise
+                time.sleep(0.1)
     for k in keys[5:]:
         assert coll.get(k).content_as[dict]["n"] == 2, k
     control("add_node")
