@@ -164,11 +164,10 @@ cdef lcb.lcb_STATUS _forward(lcb.lcb_INSTANCE *instance, Slot *slot, const Store
     cmd.vb.u_buf.multi.iov = fwd.iov
     cmd.vb.u_buf.multi.niov = 2
     cmd.vb.u_buf.multi.total_length = <unsigned int> (fwd.iov[0].iov_len + slot.ndata)
+    _link(fwd, forwards)  # before: whatever libcouchbase calls back finds it listed
     rc = lcb.lcb_pktfwd3(instance, fwd, &cmd)
     if rc != lcb.LCB_SUCCESS:
-        free(fwd)
-    else:
-        _link(fwd, forwards)
+        _unlink_and_free(fwd)
     return rc
 
 
