@@ -149,8 +149,10 @@ cdef class Connection:
     gets and large raw stores go out as packets the binding builds (about half
     the CPU of libcouchbase's own path).
 
-    One Connection may be shared by threads: calls are serialized on it, and the
-    GIL is released while libcouchbase waits on the network.
+    One Connection may be shared by threads: their calls are pipelined over its
+    sockets, and the GIL is released while libcouchbase waits on the network. It may not be
+    shared across ``os.fork()``: it would share its sockets with the parent;
+    open a new one in the child.
     """
 
     cdef lcb.lcb_INSTANCE *_instance
