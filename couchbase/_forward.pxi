@@ -123,6 +123,22 @@ cdef inline uint64_t _get_be(const uint8_t *p, int n) noexcept nogil:
     return v
 
 
+cdef size_t _put_request_head(char *head, uint8_t opcode, uint8_t extlen, const Slot *slot,
+                              size_t nvalue, uint64_t cas) noexcept nogil:
+    """Write a request's 24-byte header and its key (after `extlen` bytes of
+    extras, which the caller writes); returns the length up to the value.
+    Datatype raw; vbucket and opaque are libcouchbase's to fill in."""
+    memset(head, 0, 24)
+    head[0] = <char> REQUEST_MAGIC
+    head[1] = <char> opcode
+    _put_be16(head + 2, <uint16_t> slot.nkey)
+    head[4] = <char> extlen
+    _put_be32(head + 8, <uint32_t> (extlen + slot.nkey + nvalue))
+    _put_be64(head + 16, cas)
+    memcpy(head + 24 + extlen, slot.key, slot.nkey)
+    return 24 + extlen + slot.nkey
+
+
 cdef inline bint _forwards(const StoreSpec *spec, const Slot *slot) noexcept nogil:
     return spec.forward and LARGE_VALUE <= slot.ndata <= FORWARD_MAX_VALUE
 
@@ -145,18 +161,11 @@ cdef lcb.lcb_STATUS _forward(lcb.lcb_INSTANCE *instance, Slot *slot, const Store
     fwd.value = value
     fwd.opcode = spec.opcode
     head = fwd.head
-    head[0] = <char> REQUEST_MAGIC
-    head[1] = <char> spec.opcode
-    _put_be16(head + 2, <uint16_t> slot.nkey)
-    head[4] = <char> extlen  # then datatype raw, vbucket: zeros, set by calloc
-    _put_be32(head + 8, <uint32_t> (extlen + slot.nkey + slot.ndata))
-    _put_be64(head + 16, spec.cas)  # opaque (12..15): libcouchbase's
     if extlen:
         _put_be32(head + 24, spec.flags)
         _put_be32(head + 28, spec.expiry)
-    memcpy(head + 24 + extlen, slot.key, slot.nkey)
     fwd.iov[0].iov_base = head
-    fwd.iov[0].iov_len = 24 + extlen + slot.nkey
+    fwd.iov[0].iov_len = _put_request_head(head, spec.opcode, extlen, slot, slot.ndata, spec.cas)
     fwd.iov[1].iov_base = <void *> slot.data
     fwd.iov[1].iov_len = slot.ndata
     memset(&cmd, 0, sizeof(cmd))
@@ -204,6 +213,21 @@ cdef lcb.lcb_STATUS _reply_status(lcb.lcb_INSTANCE *instance, uint16_t status, u
     return lcb.lcb_errmap_default(instance, status)
 
 
+cdef const uint8_t *_read_reply(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
+                                const lcb.lcb_PKTFWDRESP *resp, uint8_t opcode) noexcept nogil:
+    """Set a slot's status and CAS from a forwarded command's reply, or from
+    libcouchbase's error for it; returns the reply's header (NULL: none)."""
+    if err != lcb.LCB_SUCCESS:
+        slot.rc = err
+        return NULL
+    if resp.header == NULL:
+        slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
+        return NULL
+    slot.rc = _reply_status(instance, <uint16_t> _get_be(resp.header + 6, 2), opcode)
+    slot.cas = _get_be(resp.header + 16, 8)
+    return resp.header
+
+
 cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_STATUS err,
                         lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
     """The reply to a forwarded command (or libcouchbase's error for it)."""
@@ -214,13 +238,7 @@ cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_
     cdef Slot *slot = fwd.slot
     if slot == NULL:
         return
-    if err != lcb.LCB_SUCCESS:
-        slot.rc = err
-    elif resp.header == NULL:
-        slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
-    else:
-        slot.rc = _reply_status(instance, <uint16_t> _get_be(resp.header + 6, 2), fwd.opcode)
-        slot.cas = _get_be(resp.header + 16, 8)
+    _read_reply(instance, slot, err, resp, fwd.opcode)
     fwd.slot = NULL
     if fwd.flushed:
         _unlink_and_free(fwd)
@@ -256,46 +274,34 @@ cdef lcb.lcb_STATUS _forward_get(lcb.lcb_INSTANCE *instance, Slot *slot) noexcep
     """Schedule a plain get as a packet built here (libcouchbase copies it)."""
     cdef char packet[24 + 250]  # header, key (MAX_KEY_LEN)
     cdef lcb.lcb_CMDPKTFWD cmd
-    memset(packet, 0, 24)
-    packet[0] = <char> REQUEST_MAGIC
-    packet[1] = <char> OP_GET
-    _put_be16(packet + 2, <uint16_t> slot.nkey)
-    _put_be32(packet + 8, <uint32_t> slot.nkey)
-    memcpy(packet + 24, slot.key, slot.nkey)
     memset(&cmd, 0, sizeof(cmd))
     cmd.vb.vtype = lcb.LCB_KV_COPY
     cmd.vb.u_buf.contig.bytes = packet
-    cmd.vb.u_buf.contig.nbytes = 24 + slot.nkey
+    cmd.vb.u_buf.contig.nbytes = _put_request_head(packet, OP_GET, 0, slot, 0, 0)
     return lcb.lcb_pktfwd3(instance, slot, &cmd)
 
 
 cdef void _on_forwarded_get(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
                             lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
     """Take status, CAS, flags and value out of a get's reply."""
-    cdef const uint8_t *header = resp.header
+    cdef const uint8_t *header = _read_reply(instance, slot, err, resp, OP_GET)
     cdef const char *body
     cdef size_t framing, extlen, keylen, bodylen, skip
-    if err != lcb.LCB_SUCCESS:
-        slot.rc = err
-    elif header == NULL or resp.nitems < 1:
-        slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
-    else:
-        slot.rc = _reply_status(instance, <uint16_t> _get_be(header + 6, 2), OP_GET)
-        slot.cas = _get_be(header + 16, 8)
+    if header != NULL:
         slot.datatype = header[5]
-        if slot.rc == lcb.LCB_SUCCESS:
-            if header[0] == ALT_RESPONSE_MAGIC:
-                framing, keylen = header[2], header[3]
-            else:
-                framing, keylen = 0, <size_t> _get_be(header + 2, 2)
-            extlen = header[4]
-            bodylen = <size_t> _get_be(header + 8, 4)
-            skip = framing + extlen + keylen
-            if (extlen < 4 or skip > bodylen or resp.iovs[0].iov_len < 24 + bodylen
-                    or slot.datatype & DATATYPE_SNAPPY):
-                slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
-            else:
-                body = <const char *> resp.iovs[0].iov_base + 24
-                slot.flags = <uint32_t> _get_be(<const uint8_t *> body + framing, 4)
-                _keep_value(slot, body + skip, bodylen - skip)
+    if header != NULL and slot.rc == lcb.LCB_SUCCESS:
+        if header[0] == ALT_RESPONSE_MAGIC:
+            framing, keylen = header[2], header[3]
+        else:
+            framing, keylen = 0, <size_t> _get_be(header + 2, 2)
+        extlen = header[4]
+        bodylen = <size_t> _get_be(header + 8, 4)
+        skip = framing + extlen + keylen
+        if (resp.nitems < 1 or extlen < 4 or skip > bodylen or resp.iovs[0].iov_len < 24 + bodylen
+                or slot.datatype & DATATYPE_SNAPPY):
+            slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
+        else:
+            body = <const char *> resp.iovs[0].iov_base + 24
+            slot.flags = <uint32_t> _get_be(<const uint8_t *> body + framing, 4)
+            _keep_value(slot, body + skip, bodylen - skip)
     _answered(instance, slot)
