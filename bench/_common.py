@@ -17,11 +17,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 VENV_PY = REPO / ".venv" / "bin" / "python"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "couchbase-lcb"
-SDK_VENV = CACHE / "sdk-venv"
-SDK_SPEC = "couchbase==4.6.3"
-PYLIBMC_VENV = CACHE / "pylibmc-venv"
-PYLIBMC_SPEC = "pylibmc"
+sys.path.insert(0, str(REPO / "tools"))
+import peers  # noqa: E402, F401  (re-exported: the peer clients' venvs and pinned versions)
 
 
 def cpu_sets():

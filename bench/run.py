@@ -33,15 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     BENCH,
-    PYLIBMC_SPEC,
-    PYLIBMC_VENV,
-    SDK_SPEC,
-    SDK_VENV,
     MemcachedProcess,
     MockProcess,
     binding_identity,
     client_python,
     cpu_sets,
+    peers,
     pinned,
     snapshot_package,
     stop_process,
@@ -52,7 +49,7 @@ WORKLOADS = [(op, batch) for batch in (1, 100) for op in ("get", "set")]
 CLIENT_LABELS = {
     "ours": "this binding",
     "pillowfight": "cbc-pillowfight",
-    "sdk": "official SDK 4.6.3",
+    "sdk": "official SDK %s" % peers.version("couchbase"),
     "pylibmc": "pylibmc (memcached)",
 }
 
@@ -71,47 +68,9 @@ def size_label(size):
 # Environments of the other clients
 
 
-def ensure_venv(venv, spec, module, allow_install):
-    """The python of a venv that can import ``module``; creates it with pip if allowed."""
-    py = venv / "bin" / "python"
-    probe = [str(py), "-c", "import %s" % module]
-    env = clean_env()
-    if (
-        py.exists()
-        and subprocess.run(probe, cwd=tempfile.gettempdir(), env=env, capture_output=True).returncode == 0
-    ):
-        return str(py)
-    if not allow_install:
-        raise RuntimeError("%s is missing (run bench/setup.sh, or drop --no-install)" % venv)
-    log("creating %s with pip install %s ..." % (venv, spec))
-    base = getattr(sys, "_base_executable", None) or sys.executable
-    if not py.exists():
-        subprocess.run([base, "-m", "venv", str(venv)], check=True)
-    r = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", spec],
-        cwd=tempfile.gettempdir(),
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        raise RuntimeError("pip install %s failed: %s" % (spec, (r.stderr or r.stdout)[-800:]))
-    if subprocess.run(probe, cwd=tempfile.gettempdir(), env=env, capture_output=True).returncode != 0:
-        raise RuntimeError("%s installed but 'import %s' fails" % (spec, module))
-    return str(py)
-
-
-def clean_env():
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    env.pop("PYTHONHOME", None)
-    env.pop("VIRTUAL_ENV", None)
-    return env
-
-
 def version_of(py, code):
     r = subprocess.run(
-        [py, "-c", code], cwd=tempfile.gettempdir(), env=clean_env(), capture_output=True, text=True
+        [py, "-c", code], cwd=tempfile.gettempdir(), env=peers.clean_env(), capture_output=True, text=True
     )
     return r.stdout.strip() if r.returncode == 0 else "?"
 
@@ -515,7 +474,7 @@ def main(argv=None):
                     env = dict(os.environ, PYTHONPATH=str(snapshot))
                     workers[c] = Worker(c, ours_py, conn, client_cpu, str(snapshot), env)
                 elif c == "sdk":
-                    py = ensure_venv(SDK_VENV, SDK_SPEC, "couchbase.cluster", not args.no_install)
+                    py = peers.ensure("couchbase", not args.no_install)
                     versions["couchbase SDK"] = version_of(
                         py, "import couchbase; print(getattr(couchbase, '__version__', '?'))"
                     )
@@ -526,15 +485,15 @@ def main(argv=None):
                         "password": mock.info["password"],
                         "bucket": "default",
                     }
-                    workers[c] = Worker(c, py, conn, client_cpu, tempfile.gettempdir(), clean_env())
+                    workers[c] = Worker(c, py, conn, client_cpu, tempfile.gettempdir(), peers.clean_env())
                 elif c == "pylibmc":
-                    py = ensure_venv(PYLIBMC_VENV, PYLIBMC_SPEC, "pylibmc", not args.no_install)
+                    py = peers.ensure("pylibmc", not args.no_install)
                     versions["pylibmc"] = version_of(py, "import pylibmc; print(pylibmc.__version__)")
                     memcached = MemcachedProcess(server_cpu)
                     started.append(memcached)
                     versions["memcached"] = memcached.version.replace("memcached ", "")
                     conn = {"host": "127.0.0.1", "port": memcached.port, "binary": args.pylibmc_binary}
-                    workers[c] = Worker(c, py, conn, client_cpu, tempfile.gettempdir(), clean_env())
+                    workers[c] = Worker(c, py, conn, client_cpu, tempfile.gettempdir(), peers.clean_env())
                 elif c == "pillowfight":
                     exe = shutil.which("cbc-pillowfight")
                     if not exe:
