@@ -18,7 +18,7 @@ def _run(*command):
 
 
 def test_ruff():
-    _run(sys.executable, "-m", "ruff", "check", "couchbase", "tests", "tools", "setup.py")
+    _run(sys.executable, "-m", "ruff", "check", "couchbase", "tests", "tools", "examples", "docs", "setup.py")
 
 
 def test_cython_lint():
