@@ -1,4 +1,4 @@
-# cython: language_level=3, binding=False, embedsignature=True
+# cython: language_level=3, binding=False, embedsignature=True, embedsignature.format=clinic
 """The compiled core of couchbase-lcb: a Connection over one libcouchbase instance.
 
 How a call runs: the keys and values are checked and encoded first (bad input
@@ -125,9 +125,16 @@ cdef set _connstr_options(str connstr):
     return names
 
 
+# The docstring opens with the constructor's signature in Argument Clinic form,
+# which inspect.signature reads (tests/test_typing.py holds it to the stub).
 @cython.final
 cdef class Connection:
-    """A connection to one Couchbase bucket.
+    """Connection(host='localhost', port=8091, username=None, password=None, bucket=None,
+    quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0, default_format=0,
+    enable_tracing=False, enable_operation_metrics=False)
+--
+
+    A connection to one Couchbase bucket.
 
     Normally made with :meth:`couchbase.Couchbase.connect`; takes the same
     arguments: ``Connection(host='localhost', port=8091, username=None,
