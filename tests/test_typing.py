@@ -30,7 +30,8 @@ def test_a_users_script_type_checks_strictly():
 def _public_callables():
     yield "Couchbase.connect", Couchbase.connect
     yield "Connection", Connection
-    for owner, prefix in ((Connection, "Connection."), (MockCluster, "MockCluster."), (couchbase._lcb, "_lcb.")):
+    owners = ((Connection, "Connection."), (MockCluster, "MockCluster."), (couchbase._lcb, "_lcb."))
+    for owner, prefix in owners:
         for name, member in vars(owner).items():
             # classes re-exported by a module (Result, Connection) are covered on their own
             if not name.startswith("_") and callable(member) and not isinstance(member, type):
