@@ -368,11 +368,12 @@ cdef void _on_forwarded_get(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STAT
     if _read_reply(instance, slot, err, resp, OP_GET, &reply):
         slot.datatype = reply.header[5]
         if slot.rc == lcb.LCB_SUCCESS:
-            # a found item's extras are its 4-byte flags
-            if reply.extlen != 4 or slot.datatype & DATATYPE_SNAPPY:
+            # a found item's reply: its 4-byte flags as extras, no key (a
+            # GET's reply never carries one), an uncompressed value
+            if reply.extlen != 4 or reply.keylen != 0 or slot.datatype & DATATYPE_SNAPPY:
                 slot.rc = lcb.LCB_ERR_PROTOCOL_ERROR
             else:
-                skip = reply.framing + reply.extlen + reply.keylen
+                skip = reply.framing + 4
                 slot.flags = <uint32_t> _get_be(<const uint8_t *> reply.body + reply.framing, 4)
                 _keep_value(slot, reply.body + skip, reply.bodylen - skip)
     _answered(instance, slot)
