@@ -377,3 +377,13 @@ cdef void _on_forwarded_get(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STAT
                 slot.flags = <uint32_t> _get_be(<const uint8_t *> reply.body + reply.framing, 4)
                 _keep_value(slot, reply.body + skip, reply.bodylen - skip)
     _answered(instance, slot)
+
+
+# For the tests of the limits: the widths above and the check made with them.
+_FORWARD_MAX_HEAD = FORWARD_MAX_HEAD
+_FORWARD_MAX_PACKET = FORWARD_MAX_PACKET
+
+
+def _forwarding_fits(size_t nhead, size_t nvalue):
+    """Whether a packet of this head and value may be built here (testing)."""
+    return _fits_forwarding(nhead, nvalue)
