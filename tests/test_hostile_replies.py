@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from couchbase import FMT_PLAIN, Couchbase
 from couchbase.exceptions import CouchbaseError, ProtocolError
+from couchbase.mock.errmap import error_map
 
 TIMEOUT = 0.5                   # the fuzzed Connection's operation timeout (s)
 SLACK = 4.0                     # a loaded machine's scheduling on top of it
@@ -36,6 +37,19 @@ BODY = (FLAGS).to_bytes(4, "big") + VALUE   # BAD's reply body: flags, value
 LAST_SAFE_BODYLEN = 0xFFFFFFE7  # 24 + this still fits libcouchbase's 32 bits
 
 
+OP_GET, OP_SET, OP_STAT = 0x00, 0x01, 0x10
+LARGE = b"L" * 20000            # a raw store this large is a built packet
+
+
+def _error_statuses():
+    """The statuses in the mock's error map that mean an error (libcouchbase
+    3.3.4 aborts the process on a forwarded packet's reply whose status is
+    not in the map or needs "special-handling": not generated here)."""
+    errors = json.loads(error_map(1))["errors"]
+    return sorted(int(code, 16) for code, e in errors.items()
+                  if not {"success", "special-handling"} & set(e["attrs"]))
+
+
 @pytest.fixture(scope="module")
 def conn(cluster):
     c = Couchbase.connect(cluster.host, cluster.port, bucket="default", password="", timeout=TIMEOUT)
@@ -44,72 +58,117 @@ def conn(cluster):
     c.close()
 
 
-def _get_all(conn):
-    """get() of the good keys and then BAD (last: if the node closes after
-    BAD's reply, the good keys were answered before); (outcome, seconds)."""
+def _call(fn):
+    """(outcome, seconds) of a call: its result or its CouchbaseError."""
     start = time.monotonic()
     try:
-        outcome = conn.get(list(GOOD) + [BAD])
+        outcome = fn()
     except CouchbaseError as e:
         outcome = e
     return outcome, time.monotonic() - start
 
 
-def _check_mangled(conn, cluster, **mangle):
-    """A get of BAD under ``mangle`` fails (CouchbaseError, within the
-    timeout), the good keys get their values, and the Connection works."""
-    cluster.mangle(BAD, **mangle)
-    try:
-        outcome, seconds = _get_all(conn)
-    finally:
-        cluster.mangle(BAD, count=0)
-    assert isinstance(outcome, CouchbaseError), (mangle, outcome)
+def _bad_key_failed(outcome, seconds, good_results):
+    """The call failed within the timeout for BAD alone; the good keys'
+    results, and BAD's error."""
+    assert isinstance(outcome, CouchbaseError), outcome
     assert seconds < TIMEOUT + SLACK
     results = outcome.all_results
     assert isinstance(results[BAD], CouchbaseError) and results[BAD].key == BAD
-    assert {k: results[k] for k in GOOD} == GOOD
-    assert conn.get([BAD, *GOOD]) == [VALUE, *GOOD.values()]
+    good_results({k: results[k] for k in GOOD})
     return results[BAD]
 
 
-def _malformed(m):
-    """Whether a reply of these lengths is wrong for a get (the parser's own
-    reading), with no more body announced than sent."""
+def _check_mangled(conn, cluster, **mangle):
+    """A get of BAD under ``mangle`` fails (CouchbaseError, within the
+    timeout), the good keys get their values, and the Connection works.
+    BAD comes last: if the node closes after its reply, the good keys were
+    answered before."""
+    cluster.mangle(BAD, **mangle)
+    try:
+        outcome, seconds = _call(lambda: conn.get([*GOOD, BAD]))
+    finally:
+        cluster.mangle(BAD, count=0)
+
+    def good_results(results):
+        assert results == GOOD
+    error = _bad_key_failed(outcome, seconds, good_results)
+    assert conn.get([BAD, *GOOD]) == [VALUE, *GOOD.values()]
+    return error
+
+
+def _check_mangled_store(conn, cluster, **mangle):
+    """The same for a large raw store (a built packet) of BAD among others."""
+    values = {k: LARGE + v for k, v in GOOD.items()}
+    cluster.mangle(BAD, **mangle)
+    try:
+        outcome, seconds = _call(lambda: conn.set(dict(values, **{BAD: LARGE}), format=FLAGS))
+    finally:
+        cluster.mangle(BAD, count=0)
+
+    def good_results(results):
+        assert all(isinstance(cas, int) and cas for cas in results.values())
+    _bad_key_failed(outcome, seconds, good_results)
+    assert conn.get(list(values)) == list(values.values())
+    conn.set(dict(GOOD, **{BAD: VALUE}), format=FLAGS)  # as the other tests expect them
+    assert conn.get(BAD) == VALUE
+
+
+def _malformed(m, opcode):
+    """Whether a reply of these lengths is wrong for `opcode` (the parser's
+    own reading), with no more body announced than sent."""
     framing, key = (m["keylen"] >> 8, m["keylen"] & 0xFF) if m["magic"] == 0x18 else (0, m["keylen"])
-    claimed = m["bodylen"]
-    return claimed >= len(m["body"]) and (
-        claimed > len(m["body"]) or m["extlen"] != 4 or key != 0 or framing + 4 > claimed)
+    claimed, sent = m["bodylen"], len(m["body"])
+    if claimed < sent:
+        return False
+    if claimed > sent or framing + m["extlen"] + key > claimed:
+        return True
+    return opcode == OP_GET and (m["extlen"] != 4 or key != 0)
 
 
 _byte = st.integers(0, 0xFF)
 _u16 = st.integers(0, 0xFFFF)
 
-# Each strategy yields mangle arguments that make BAD's reply wrong.
-_WRONG = st.one_of(
-    st.builds(dict, magic=_byte.filter(lambda m: m not in (0x81, 0x18))),
-    st.builds(dict, opcode=st.integers(1, 0xFF)),
-    # libcouchbase keeps a packet in flight after a STAT reply with a key
-    st.builds(dict, opcode=st.just(0x10), keylen=st.integers(1, 0xFFFF)),
-    st.builds(dict, opaque=st.integers(0x80000000, 0xFFFFFFFF)),  # far from libcouchbase's counter
-    st.builds(dict, extlen=_byte.filter(lambda n: n != 4)),
-    st.builds(dict, keylen=st.integers(1, 0xFFFF)),
-    st.builds(dict, datatype=_byte.filter(lambda d: d & 0x02)),  # snappy: never negotiated
-    # a body shorter than the header's lengths say
-    st.builds(dict, body=st.binary(max_size=3)),
-    st.builds(dict, magic=st.just(0x18), keylen=st.integers(len(BODY) - 3, 0xFF).map(lambda f: f << 8)),
-    # a body length beyond the bytes sent (up to libcouchbase's last safe
-    # one), or below the extras
-    st.builds(dict, bodylen=st.integers(len(BODY) + 1, LAST_SAFE_BODYLEN)),
-    st.builds(dict, bodylen=st.integers(0, 3)),
-    st.builds(dict, body=st.binary(max_size=64), bodylen=st.integers(0, 80),
-              magic=st.sampled_from([0x81, 0x18]), keylen=_u16, extlen=_byte).filter(_malformed),
-)
+
+def _wrong_replies(opcode):
+    """Mangle arguments that make a reply to `opcode` wrong."""
+    wrong = [
+        st.builds(dict, magic=_byte.filter(lambda m: m not in (0x81, 0x18))),
+        st.builds(dict, opcode=_byte.filter(lambda o: o != opcode)),
+        # libcouchbase keeps a packet in flight after a STAT reply with a key
+        st.builds(dict, opcode=st.just(OP_STAT), keylen=st.integers(1, 0xFFFF)),
+        st.builds(dict, opaque=st.integers(0x80000000, 0xFFFFFFFF)),  # far from libcouchbase's counter
+        st.builds(dict, status=st.sampled_from(_error_statuses())),
+        # a body shorter than the header's lengths say
+        st.builds(dict, body=st.binary(max_size=3), extlen=st.integers(4, 0xFF)),
+        st.builds(dict, magic=st.just(0x18), body=st.binary(max_size=3),
+                  keylen=st.integers(4, 0xFF).map(lambda f: f << 8)),
+        # a body length beyond the bytes sent, up to libcouchbase's last safe one
+        st.builds(dict, bodylen=st.integers(len(BODY) + 17, LAST_SAFE_BODYLEN)),
+        st.builds(dict, body=st.binary(max_size=64), bodylen=st.integers(0, 80),
+                  magic=st.sampled_from([0x81, 0x18]), keylen=_u16, extlen=_byte).filter(
+            lambda m: _malformed(m, opcode)),
+    ]
+    if opcode == OP_GET:
+        wrong += [
+            st.builds(dict, extlen=_byte.filter(lambda n: n != 4)),
+            st.builds(dict, keylen=st.integers(1, 0xFFFF)),
+            st.builds(dict, datatype=_byte.filter(lambda d: d & 0x02)),  # snappy: never negotiated
+            st.builds(dict, bodylen=st.integers(0, 3)),
+        ]
+    return st.one_of(wrong)
 
 
-@settings(max_examples=50, deadline=None)
-@given(mangle=_WRONG)
-def test_a_mangled_reply_is_an_error_for_its_key_only(conn, cluster, mangle):
+@settings(max_examples=60, deadline=None)
+@given(mangle=_wrong_replies(OP_GET))
+def test_a_mangled_get_reply_is_an_error_for_its_key_only(conn, cluster, mangle):
     _check_mangled(conn, cluster, **mangle)
+
+
+@settings(max_examples=30, deadline=None)
+@given(mangle=_wrong_replies(OP_SET))
+def test_a_mangled_store_reply_is_an_error_for_its_key_only(conn, cluster, mangle):
+    _check_mangled_store(conn, cluster, **mangle)
 
 
 @settings(max_examples=30, deadline=None)
