@@ -26,9 +26,12 @@
 # what is left once its instance is destroyed (_drop_forwards).
 #
 # Plain gets: a 24-byte header and the key, copied by libcouchbase into its
-# network buffer (nothing to keep alive); the reply is parsed here. Only where
-# replies cannot be compressed (snappy not negotiated) and keys carry no
-# collection ID.
+# network buffer (nothing to keep alive); the reply is parsed here, checked
+# against the bytes libcouchbase read (a reply is input). Only where replies
+# cannot be compressed (snappy not negotiated) and keys carry no collection ID.
+#
+# Either packet only where it fits libcouchbase's widths (FORWARD_MAX_HEAD,
+# FORWARD_MAX_PACKET below): longer keys take libcouchbase's own commands.
 #
 # Neither is used with tracing or operation metrics on: libcouchbase traces and
 # times only its own commands.

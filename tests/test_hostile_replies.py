@@ -17,6 +17,7 @@ binding's reach."""
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -208,9 +209,12 @@ def test_a_huge_body_is_a_timely_error(conn, cluster):
 
 
 def test_the_mangle_fault_over_http(cluster, conn):
-    url = (f"http://{cluster.host}:{cluster.port}/mock/mangle?key={BAD}&magic=0x80&count=1")
-    with urllib.request.urlopen(url) as reply:
+    url = f"http://{cluster.host}:{cluster.port}/mock/mangle?key={BAD}"
+    with urllib.request.urlopen(url + "&magic=0x80&count=1") as reply:
         assert json.loads(reply.read())["status"] == "ok"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(url + "&magic=0x100")  # does not fit a byte
+    assert info.value.code == 400 and "magic" in json.loads(info.value.read())["error"]
     with pytest.raises(ProtocolError):
         conn.get(BAD)
     assert conn.get(BAD) == VALUE  # count=1: the next reply is the node's own

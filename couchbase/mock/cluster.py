@@ -195,8 +195,12 @@ class Mangle:
 
     def __init__(self, fields, body, close, count):
         for name, value in fields.items():
-            offset, fmt = MANGLE_FIELDS[name]  # KeyError: an unknown field
-            struct.pack(fmt, value)  # struct.error (a ValueError): out of range
+            if name not in MANGLE_FIELDS:
+                raise ValueError("no reply header field %r (fields: %s)" % (name, ", ".join(MANGLE_FIELDS)))
+            try:
+                struct.pack(MANGLE_FIELDS[name][1], value)
+            except struct.error:
+                raise ValueError("%s=%r does not fit its field" % (name, value)) from None
         self.fields = fields
         self.body = body
         self.close = close
@@ -510,10 +514,12 @@ class ClusterCore:
 
     async def mangle(self, key, count=-1, body=None, close=False, **fields):
         key = key.encode() if isinstance(key, str) else bytes(key)
-        self.mangles.pop(key, None)
         fields = {name: int(value) for name, value in fields.items() if value is not None}
-        if int(count) != 0:
-            self.mangles[key] = Mangle(fields, None if body is None else bytes(body), bool(close), int(count))
+        rule = Mangle(fields, None if body is None else bytes(body), bool(close), int(count))
+        if rule.count == 0:
+            self.mangles.pop(key, None)
+        else:
+            self.mangles[key] = rule
         return {"rules": len(self.mangles)}
 
     async def time_travel(self, seconds):
