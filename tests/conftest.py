@@ -43,10 +43,10 @@ def lcb_path(lcb_path_connstr):
 
 
 @pytest.fixture(params=["built packets", "libcouchbase"])
-def each_path(request, cb):
+def each_path(request):
     """The test's Connection once per path: `cb` (plain gets and large raw
     stores as packets built by the binding) and `lcb_path`."""
-    return cb if request.param == "built packets" else request.getfixturevalue("lcb_path")
+    return request.getfixturevalue("cb" if request.param == "built packets" else "lcb_path")
 
 
 @pytest.fixture
