@@ -17,6 +17,12 @@ def set_json_converters(
 ) -> tuple[Callable[[Any], bytes | str], Callable[[bytes], Any]]: ...
 def libcouchbase_version() -> tuple[str, int]: ...
 
+# the built-packet path's limits, for its tests
+_FORWARD_MAX_HEAD: int
+_FORWARD_MAX_PACKET: int
+
+def _forwarding_fits(nhead: int, nvalue: int) -> bool: ...
+
 class Connection:
     host: str | None
     port: int | None

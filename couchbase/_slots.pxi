@@ -229,7 +229,7 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forw
     for i in range(call.n):
         slot = &call.slots[i]
         if call.kind == CMD_GET:
-            if call.forward_get and _forward_get(instance, slot) == lcb.LCB_SUCCESS:
+            if call.forward_get and _forwards_get(slot) and _forward_get(instance, slot) == lcb.LCB_SUCCESS:
                 continue  # else libcouchbase's own get
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDGET *> call.cmd, slot))
         elif call.kind == CMD_STORE:
