@@ -42,13 +42,23 @@ OP_GET, OP_SET, OP_STAT = 0x00, 0x01, 0x10
 LARGE = b"L" * 20000            # a raw store this large is a built packet
 
 
-def _error_statuses():
-    """The statuses in the mock's error map that mean an error (libcouchbase
-    3.3.4 aborts the process on a forwarded packet's reply whose status is
-    not in the map or needs "special-handling": not generated here)."""
+def _error_statuses(*attrs):
+    """The statuses in the mock's error map that mean an error for one key
+    (libcouchbase 3.3.4 aborts the process on a forwarded packet's reply whose
+    status is not in the map or needs "special-handling": not generated here),
+    or, given attrs, the error statuses that carry one of them."""
     errors = json.loads(error_map(1))["errors"]
-    return sorted(int(code, 16) for code, e in errors.items()
-                  if not {"success", "special-handling"} & set(e["attrs"]))
+    codes = {int(code, 16): set(e["attrs"]) for code, e in errors.items()
+             if not {"success", "special-handling"} & set(e["attrs"])}
+    if attrs:
+        return sorted(code for code, a in codes.items() if a & set(attrs))
+    return sorted(code for code, a in codes.items() if not a & set(CONNECTION_WIDE))
+
+
+# A status that says the connection's own state is invalid (auth stale or
+# failed) makes libcouchbase drop that connection: what else was in flight on
+# it fails too, and the Connection reconnects (test_*_invalidates_*).
+CONNECTION_WIDE = ("conn-state-invalidated",)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +123,29 @@ def _check_mangled_store(conn, cluster, **mangle):
     assert conn.get(list(values)) == list(values.values())
     conn.set(dict(GOOD, **{BAD: VALUE}), format=FLAGS)  # as the other tests expect them
     assert conn.get(BAD) == VALUE
+
+
+@pytest.mark.parametrize("status", _error_statuses(*CONNECTION_WIDE))
+def test_a_status_that_invalidates_the_connection_is_an_error_then_it_recovers(conn, cluster, status):
+    cluster.mangle(BAD, count=1, status=status)
+    try:
+        outcome, seconds = _call(lambda: conn.set(BAD, LARGE, format=FLAGS))
+    finally:
+        cluster.mangle(BAD, count=0)
+    # an error for the key, or (NO_BUCKET: the server refused before doing
+    # anything) libcouchbase's reconnect and retry stored it
+    failed = isinstance(outcome, CouchbaseError) and outcome.key == BAD
+    assert failed or (isinstance(outcome, int) and outcome)
+    assert seconds < TIMEOUT + SLACK
+    deadline = time.monotonic() + 10
+    while True:  # the calls right after may fail with the dropped connection
+        outcome, _ = _call(lambda: conn.get(list(GOOD)))
+        if outcome == list(GOOD.values()) or time.monotonic() > deadline:
+            break
+        assert isinstance(outcome, CouchbaseError)
+        time.sleep(0.1)
+    assert outcome == list(GOOD.values())
+    conn.set(dict(GOOD, **{BAD: VALUE}), format=FLAGS)  # as the other tests expect them
 
 
 def _malformed(m, opcode):
