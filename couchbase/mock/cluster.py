@@ -679,8 +679,11 @@ class ClusterCore:
         return {"user": name}
 
     @command(mechanisms=("mechs",))
-    async def set_sasl_mechanisms(self, mechanisms: "Union[str, Sequence[str]]") -> "dict[str, Any]":
-        """Restrict the SASL mechanisms offered (a list, or names separated by spaces)."""
+    async def set_sasl_mechanisms(self, mechanisms: "Sequence[str]") -> "dict[str, Any]":
+        """Restrict the SASL mechanisms offered (a list, or one string of names separated by spaces).
+
+        Over HTTP the names are separated by commas or spaces.
+        """
         mechs = mechanisms.split() if isinstance(mechanisms, str) else list(mechanisms)
         unknown = [m for m in mechs if m not in MECHANISMS]
         if unknown:

@@ -106,10 +106,11 @@ def command(*aliases: str, **param_aliases: "tuple[str, ...]") -> "Callable[[Any
         if param_aliases:
             raise TypeError("%s has no parameter %s" % (func.__name__, ", ".join(param_aliases)))
         cmd = Command(func.__name__, func, aliases, tuple(params))
-        for name in (cmd.name,) + aliases:
-            if _key(name) in _LOOKUP:
-                raise TypeError("control command name %r defined twice" % name)
-            _LOOKUP[_key(name)] = cmd
+        names = [_key(name) for name in (cmd.name,) + aliases]
+        taken = [name for name in names if name in _LOOKUP]
+        if taken or len(set(names)) < len(names):
+            raise TypeError("control command name %s defined twice" % ", ".join(taken or names))
+        _LOOKUP.update(dict.fromkeys(names, cmd))
         COMMANDS[cmd.name] = cmd
         return func
     return register

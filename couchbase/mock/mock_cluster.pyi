@@ -180,8 +180,11 @@ class MockCluster:
         """
     def delete_user(self, name: str) -> dict[str, Any]:
         """Delete an RBAC user."""
-    def set_sasl_mechanisms(self, mechanisms: str | Sequence[str]) -> dict[str, Any]:
-        """Restrict the SASL mechanisms offered (a list, or names separated by spaces)."""
+    def set_sasl_mechanisms(self, mechanisms: Sequence[str]) -> dict[str, Any]:
+        """Restrict the SASL mechanisms offered (a list, or one string of names separated by spaces).
+
+        Over HTTP the names are separated by commas or spaces.
+        """
     def keyinfo(self, key: str | bytes, bucket: str = 'default') -> dict[str, Any]:
         """Where a key lives (vbucket, active and replica nodes) and its metadata."""
     def info(self) -> dict[str, Any]:
