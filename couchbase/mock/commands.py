@@ -40,6 +40,7 @@ class Param(NamedTuple):
 
     @property
     def required(self) -> bool:
+        """True if the parameter has no default."""
         return self.default is inspect.Parameter.empty
 
 
@@ -58,6 +59,7 @@ class Command(NamedTuple):
 
     @property
     def doc(self) -> str:
+        """The whole docstring, dedented."""
         return inspect.cleandoc(self.func.__doc__ or "")
 
     def signature_text(self) -> str:
@@ -209,6 +211,7 @@ def annotation_text(annotation: Any, imports: "Optional[set[tuple[str, str]]]" =
 
 
 def param_text(p: Param) -> str:
+    """``name: type`` or ``name: type = default``, as in a signature."""
     text = "%s: %s" % (p.name, annotation_text(p.annotation))
     return text if p.required else "%s = %r" % (text, p.default)
 
