@@ -105,6 +105,7 @@ cdef class _Slots:
 cdef _Slots _new_slots(list keys, str op):
     cdef _Slots call = _Slots.__new__(_Slots)
     cdef Py_ssize_t i, nkey
+    keys = [_exact_key(k, op) for k in keys]
     call.keys = keys
     call.n = len(keys)
     call.unanswered = <int> call.n

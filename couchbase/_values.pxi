@@ -67,9 +67,9 @@ cdef bytes _encode(object value, int fmt, str op, object key):
         f"or use FMT_JSON / FMT_PICKLE", key=key, operation=op)
 
 
-cdef object _decode(Slot *slot, object fmt_override, object key, str op):
+cdef object _decode(Slot *slot, object fmt_override, object key, str op, int pickles):
     """Turn a stored value back into a Python object, by its flags unless a
-    format is forced."""
+    format is forced; a pickle as the Connection's unpickle= says."""
     cdef uint32_t flags = slot.flags
     cdef int fmt
     if slot.large != NULL:
@@ -102,6 +102,13 @@ cdef object _decode(Slot *slot, object fmt_override, object key, str op):
             raise _exc.ValueFormatError(
                 f"the stored value (flags {flags:#x}) is not valid JSON: {e}",
                 key=key, operation=op, cas=slot.cas) from e
+    if pickles == PICKLE_BYTES:
+        return data
+    if pickles == PICKLE_REFUSE:
+        raise _exc.ValueFormatError(
+            f"the stored value (flags {flags:#x}) is a pickle of {len(data)} bytes, and this Connection "
+            f"does not unpickle (unpickle=False): unpickling runs code chosen by whoever wrote the value. "
+            f"get(key, format=FMT_PLAIN) returns its bytes", key=key, operation=op, cas=slot.cas)
     try:
         return _pickle_loads(data)
     except Exception as e:
