@@ -290,9 +290,11 @@ cdef class Connection:
                  unpickle=True):
         if self._instance != NULL:
             raise _exc.ArgumentError("Connection is already initialised")
-        if bucket is None or bucket == "":
+        if bucket is None or (type(bucket) is str and not bucket):
             raise _exc.ArgumentError("a bucket name is required (bucket=...)", operation="connect")
         bucket = _check_text("bucket", bucket)
+        if not bucket:
+            raise _exc.ArgumentError("a bucket name is required (bucket=...)", operation="connect")
         if password is not None:
             password = _check_text("password", password, secret=True)
         if username is not None:
@@ -315,7 +317,7 @@ cdef class Connection:
                 password = password_in_url
         else:
             password_in_url = None
-            if not host:
+            if host is None or (type(host) is str and not host):
                 raise _exc.ArgumentError("a host is required (or a connection_string)", operation="connect")
             host = _check_text("host", host)
             if not _HOST_RE.fullmatch(host):
