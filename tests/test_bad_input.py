@@ -326,3 +326,12 @@ def test_edge_values_that_are_allowed(cb, key):
     assert cb.incr(key, amount=0) == 2**64 - 1
     cb.set(f"{key}:t", 1, ttl=0)
     cb.set(f"{key}:t", 1, ttl=2**32 - 1)
+
+
+def test_a_bytes_subclass_is_stored_as_its_bytes(cb, key):
+    class Sneaky(bytes):
+        def __bytes__(self):
+            raise RuntimeError("boom")
+
+    cb.set(key, Sneaky(b"raw"), format=FMT_PLAIN)
+    assert cb.get(key) == b"raw"

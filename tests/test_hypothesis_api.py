@@ -38,7 +38,7 @@ def _raiser(*args):
 
 
 _DUNDERS = ("__repr__", "__str__", "__hash__", "__eq__", "__len__", "__iter__", "__bool__", "__index__",
-            "__int__", "__float__", "__lt__", "__gt__", "__reduce_ex__", "__getattribute__")
+            "__int__", "__float__", "__lt__", "__gt__", "__reduce_ex__", "__getattribute__", "__bytes__")
 
 
 def _hostile_class(base, raising):
@@ -81,7 +81,8 @@ json_values = st.recursive(
     max_leaves=12,
 )
 values = st.one_of(json_values, junk, st.binary(max_size=300), st.builds(_nested, st.integers(250, 1100)),
-                   hostile(list, [1]), hostile(dict, {"a": 1}))
+                   hostile(list, [1]), hostile(dict, {"a": 1}), hostile(bytes, b"v"),
+                   hostile(bytearray, b"v"), hostile(str, "v"))
 
 
 
