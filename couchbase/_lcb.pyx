@@ -139,20 +139,17 @@ cdef tuple _split_userinfo(str connstr):
     """(connection string without user information, user, password) for
     ``scheme://user:password@host...`` (user and password URL-decoded; None
     when absent). libcouchbase does not read user information: it would take
-    it for a host name, and log it."""
+    it for a host name, and log it. Host and bucket names never contain '@',
+    so the user information ends at the last '@' before the options."""
     scheme, sep, rest = connstr.partition("://")
     if not sep:
         scheme, rest = "", connstr
-    cdef Py_ssize_t end = len(rest)
-    for stop in "/?":
-        if stop in rest:
-            end = min(end, rest.index(stop))
-    hosts = rest[:end]
-    if "@" not in hosts:
+    before_options, question, options = rest.partition("?")
+    if "@" not in before_options:
         return connstr, None, None
-    userinfo, _, hosts = hosts.rpartition("@")
+    userinfo, _, hosts = before_options.rpartition("@")
     user, colon, password = userinfo.partition(":")
-    return (scheme + sep + hosts + rest[end:], _unquote(user) if user else None,
+    return (scheme + sep + hosts + question + options, _unquote(user) if user else None,
             _unquote(password) if colon else None)
 
 

@@ -105,7 +105,10 @@ cdef class _Slots:
 cdef _Slots _new_slots(list keys, str op):
     cdef _Slots call = _Slots.__new__(_Slots)
     cdef Py_ssize_t i, nkey
-    keys = [_exact_key(k, op) for k in keys]
+    for k in keys:
+        if type(k) is not str and type(k) is not bytes:
+            keys = [_exact_key(k, op) for k in keys]  # (the common case needs no copy)
+            break
     call.keys = keys
     call.n = len(keys)
     call.unanswered = <int> call.n

@@ -842,7 +842,7 @@ _SECRET_OPTIONS = frozenset(
 )
 _OPTION_NAME_RE = re.compile(r"(?<![A-Za-z0-9_%])((?:[A-Za-z_]|%[0-9A-Fa-f]{2})+)\s*(=|%3[Dd]|:(?!//))\s*")
 _OPTION_VALUE_RE = re.compile(r"[^\s&'\"]*")
-_USERINFO_RE = re.compile(r"([^\s/?:@'\"]*:)[^\s/?'\"]*@")
+_USERINFO_RE = re.compile(r"((?://|^|(?<=[\s'\"=(,]))[^\s/?:@'\"]*:(?!//))[^\s?'\"]*@")
 REDACTED = "***"
 
 

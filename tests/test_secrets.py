@@ -192,6 +192,8 @@ def test_exception_message_set_later_is_redacted():
     "couchbase://h/b?sasl_password=S3CRET",
     "couchbase://user:S3CRET@h1,h2/b",
     "couchbase://user:S3C@RET@h1/b",
+    "couchbase://user:S3C/RET@h1/b",
+    "couchbase://:S3CRET@h1/b",
     "user:S3CRET@h1",
     "Effective connection string: couchbase://h:1=http/b?password=S3CRET. Bucket=b",
     "password: S3CRET",
@@ -201,9 +203,23 @@ def test_redact_forms(text):
     assert "S3C" not in out and "RET" not in out and "***" in out
 
 
-def test_redact_keeps_what_is_not_secret():
-    text = "couchbase://admin@h1:8091,h2/bucket?timeout=2&bootstrap_on=http"
+@pytest.mark.parametrize("text", [
+    "couchbase://admin@h1:8091,h2/bucket?timeout=2&bootstrap_on=http",
+    "Effective connection string: couchbase://127.0.0.1:8091=http/default. Bucket=default",
+    "[1] (server) host 127.0.0.1:11210 user@example.org",
+])
+def test_redact_keeps_what_is_not_secret(text):
     assert redact(text) == text
+
+
+def test_userinfo_with_unencoded_characters_is_taken_out(vault, log_lines):
+    raw = "raw/pw:with@signs"
+    with MockCluster(buckets={"raw": raw}) as mock:
+        connstr = f"couchbase://raw:{raw}@{mock.host}:{mock.port}=http/raw"
+        with Couchbase.connect(bucket="raw", connection_string=connstr) as conn:
+            assert conn.get("k", quiet=True) is None
+            assert raw not in repr(conn) and "@" not in conn.connection_string
+    assert not [line for line in log_lines if "pw:with" in line or raw in line]
 
 
 def test_redact_known_secrets_anywhere():
