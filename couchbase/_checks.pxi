@@ -9,6 +9,49 @@ cdef uint64_t MAX_TTL = 0xFFFFFFFF
 cdef uint64_t MAX_TIMEOUT_US = 0xFFFFFFFF  # libcouchbase keeps timeouts as uint32 microseconds
 
 
+# Connection string options that libcouchbase reads as a time (convert_timevalue
+# in src/cntl.cc): a Go duration ("1.5s", "200ms") or seconds, kept as uint32
+# microseconds with an unchecked cast.
+cdef frozenset _TIME_OPTIONS = frozenset((
+    "operation_timeout", "timeout", "views_timeout", "query_timeout", "durability_timeout",
+    "durability_interval", "http_timeout", "error_thresh_delay", "config_total_timeout",
+    "config_node_timeout", "retry_interval", "retry_nmv_delay", "config_poll_interval",
+    "tracing_orphaned_queue_flush_interval", "tracing_threshold_queue_flush_interval",
+    "tracing_threshold_kv", "tracing_threshold_query", "tracing_threshold_view",
+    "tracing_threshold_search", "tracing_threshold_analytics", "http_pool_timeout",
+    "persistence_timeout_floor", "analytics_timeout", "search_timeout", "query_grace_period",
+    "operation_metrics_flush_interval",
+))
+cdef object _GO_DURATION_RE = re.compile(r"(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|ms|s|m|h))+")
+cdef object _GO_PART_RE = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|ms|s|m|h)")
+cdef dict _GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                              "h": 3600.0}
+
+
+cdef object _option_seconds(str value):
+    """The seconds a time option's value means to libcouchbase, None if it
+    does not parse (libcouchbase then refuses it itself)."""
+    if _GO_DURATION_RE.fullmatch(value):
+        return sum(float(number) * _GO_UNIT_SECONDS[unit] for number, unit in _GO_PART_RE.findall(value))
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+cdef int _check_time_options(list options) except -1:
+    """Time options of a connection string must fit libcouchbase's uint32
+    microseconds (an infinite or huge one would wrap around)."""
+    for name, value in options:
+        if name in _TIME_OPTIONS:
+            seconds = _option_seconds(value)
+            if seconds is not None and not 0 <= seconds * 1e6 <= MAX_TIMEOUT_US:
+                raise _exc.ArgumentError(
+                    f"connection string option {name}={_exc.safe_repr(value)} is out of range "
+                    f"(0 to {MAX_TIMEOUT_US / 1e6} seconds)", operation="connect")
+    return 0
+
+
 cdef object _exact_int(object value):
     """value as an exact int, None if it is not an int (bools are not)."""
     if type(value) is int:

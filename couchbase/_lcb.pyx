@@ -217,7 +217,8 @@ cdef class Connection:
     - ``timeout``: the operation timeout in seconds (default 2.5).
     - ``connect_timeout``: the bootstrap timeout in seconds (default 10).
       Both are finite numbers from 0.000001 to 4294.967295 (libcouchbase
-      keeps microseconds in 32 bits); anything else raises ArgumentError.
+      keeps microseconds in 32 bits); anything else raises ArgumentError, as
+      does a time option of ``connection_string`` beyond that range.
     - ``default_format``: FMT_JSON (default), FMT_PICKLE or FMT_PLAIN.
       FMT_JSON refuses NaN and Infinity (ValueFormatError): they are not JSON.
     - ``unpickle``: what reading does with a value stored as a pickle (format
@@ -327,8 +328,9 @@ cdef class Connection:
             port = int.__int__(port)
             connection_string = (f"couchbase://{_host_for_connstr(host)}:{port}=http/"
                                  f"{_quote(bucket, safe='')}")
-        query_passwords = [value for name, value in _connstr_query(connection_string)
-                           if name in ("password", "pass")]
+        options = _connstr_query(connection_string)
+        _check_time_options(options)
+        query_passwords = [value for name, value in options if name in ("password", "pass")]
         if password is None:
             if not query_passwords:
                 raise _exc.ArgumentError(

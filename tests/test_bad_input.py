@@ -335,3 +335,19 @@ def test_a_bytes_subclass_is_stored_as_its_bytes(cb, key):
 
     cb.set(key, Sneaky(b"raw"), format=FMT_PLAIN)
     assert cb.get(key) == b"raw"
+
+
+@pytest.mark.parametrize("option", ["operation_timeout=inf", "timeout=nan", "config_total_timeout=5000",
+                                    "timeout=1000000h", "timeout=-1", "config_node_timeout=1e400",
+                                    "operation_timeout=Infinity"])
+def test_time_options_of_the_connection_string_are_checked(option):
+    with pytest.raises(ArgumentError) as info:
+        Couchbase.connect(bucket="default", password="", connection_string=f"couchbase://127.0.0.1/default?{option}")
+    assert option.split("=")[0] in str(info.value)
+
+
+@pytest.mark.parametrize("option", ["operation_timeout=2.5", "timeout=500ms", "config_total_timeout=1m30s"])
+def test_time_options_in_range_are_passed_on(cluster, key, option):
+    connstr = f"couchbase://{cluster.host}:{cluster.port}=http/default?{option}"
+    with Couchbase.connect(bucket="default", password="", connection_string=connstr) as conn:
+        conn.set(key, 1)
