@@ -196,7 +196,7 @@ cdef uint32_t _check_timeout(str name, object value) except 0:
 cdef class Connection:
     """Connection(host='localhost', port=8091, username=None, password=None, bucket=None,
     quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0, default_format=0,
-    enable_tracing=False, enable_operation_metrics=False)
+    enable_tracing=False, enable_operation_metrics=False, unpickle=True)
 --
 
     A connection to one Couchbase bucket.
