@@ -240,6 +240,7 @@ cdef extern from "libcouchbase/error.h" nogil:
     lcb_STATUS LCB_SUCCESS
     lcb_STATUS LCB_ERR_DOCUMENT_NOT_FOUND
     lcb_STATUS LCB_ERR_NO_MEMORY
+    lcb_STATUS LCB_ERR_SDK_INTERNAL
     # what a store's reply status means (see _forward.pxi)
     lcb_STATUS LCB_ERR_DOCUMENT_EXISTS
     lcb_STATUS LCB_ERR_CAS_MISMATCH

@@ -486,7 +486,7 @@ cdef class Connection:
         return 0
 
     cdef int _drain(self) except -1:
-        """Finish every call in flight (before close, or an exclusive command)."""
+        """Finish every call in flight (before close)."""
         while self._in_flight:
             self._pump()
         return 0
@@ -841,38 +841,14 @@ cdef class Connection:
         else:
             raise _exc.ArgumentError(f"give a group name or a list of names, not {stats!r}",
                                      operation="stats")
-        cdef list groups = [name.encode("utf-8") for name in names]
-        cdef _StatsCollector collector = _StatsCollector()
+        cdef _Slots slots = _new_stats_slots([name.encode("utf-8") for name in names])
         cdef lcb.lcb_CMDSTATS *cmd = NULL
-        cdef lcb.lcb_STATUS rc = lcb.LCB_SUCCESS
-        cdef bytes group
         _check_rc(lcb.lcb_cmdstats_create(&cmd), "stats")
         try:
-            self._acquire()
-            try:
-                self._check_open("stats")
-                self._drain()  # stats replies are counted by the loop running dry
-                lcb.lcb_sched_enter(self._instance)
-                for group in groups:
-                    lcb.lcb_cmdstats_key(cmd, group, len(group))
-                    rc = lcb.lcb_stats(self._instance, <void *> collector, cmd)
-                    if rc != lcb.LCB_SUCCESS:
-                        break
-                if rc == lcb.LCB_SUCCESS:
-                    lcb.lcb_sched_leave(self._instance)
-                    with nogil:
-                        lcb.lcb_wait(self._instance, lcb.LCB_WAIT_NOCHECK)
-                else:
-                    lcb.lcb_sched_fail(self._instance)
-            finally:
-                self._release_lead()
+            self._run(cmd, slots, "stats")
         finally:
-            lcb.lcb_cmdstats_destroy(cmd)
-        _check_rc(rc, "stats")
-        if collector.error is not None:
-            raise collector.error
-        _check_rc(collector.rc, "stats")
-        return collector.stats
+            _destroy(cmd)
+        return _stats_result(slots)
 
 
 def libcouchbase_version():
