@@ -19,8 +19,9 @@ cdef struct Slot:
     uint64_t counter
     char *value            # a get's value: malloc'd copy of a small one...
     size_t nvalue
-    PyObject *large        # ...or a large one, already as bytes; a stats group's
-                           # dict stat name -> {node: value} (owned reference)
+    # ...or a large one, already as bytes; for stats, the group's dict
+    # stat name -> {node: value} (owned reference)
+    PyObject *large
 
 
 # A packet sent through libcouchbase's packet-forward API (_forward.pxi) has

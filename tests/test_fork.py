@@ -114,7 +114,7 @@ def test_50_children_use_the_inherited_connection_while_4_parent_threads_work(cb
             calls_before = sum(workers.calls)
             pid = _fork()
             if pid == 0:
-                _in_child(lambda: _child_ops(cb, f"{key}:child{n}"))
+                _in_child(lambda n=n: _child_ops(cb, f"{key}:child{n}"))
             pids.append(pid)
             # the next fork lands while the threads are in other calls
             while sum(workers.calls) < calls_before + 4 and not workers.errors:
