@@ -174,10 +174,9 @@ cdef class Connection:
     and never touches the parent's sockets, locks or calls in flight, so
     neither process sees the other's replies and the parent is unaffected.
     If that reopening fails, the call raises ConnectError saying so, and the
-    Connection stays closed in the child. Each fork leaves the parent's
-    connection's sockets open, unused, in the child (closing them there is
-    not safe with libcouchbase); a child that forks often can close its
-    inherited Connections explicitly, or open them after forking.
+    Connection stays closed in the child. The child closes its copies of the
+    parent's sockets (the parent's stay open) when it first uses or closes
+    the Connection.
     """
 
     cdef lcb.lcb_INSTANCE *_instance
@@ -289,6 +288,7 @@ cdef class Connection:
         # The select loop costs least for a blocking client; a libevent plugin,
         # if installed, would otherwise become libcouchbase's default.
         self._check_setup(lcb.lcbpy_create_select_io(&self._io))
+        lcb.lcbpy_track_sockets(self._io)  # a forked child closes what it inherited
         self._check_setup(lcb.lcb_createopts_create(&options, lcb.LCB_TYPE_BUCKET))
         try:
             self._check_setup(lcb.lcb_createopts_connstr(options, connstr, len(connstr)))
@@ -468,10 +468,13 @@ cdef class Connection:
     # others). The child lets go of all of it without touching it: destroying
     # the instance would write to or shut down sockets the parent still uses
     # (a TLS close alert, say), and libcouchbase 3.3.4 crashes destroying an
-    # instance with forwarded packets in flight. What stays behind is memory
-    # shared with the parent until either writes to it, and the instance's
-    # socket descriptors: once per fork per Connection. The child then opens
-    # an instance of its own with the same settings and credentials.
+    # instance with forwarded packets in flight. The child closes only its
+    # copies of the instance's socket descriptors (lcbpy_close_sockets_of; a
+    # descriptor is shared with the parent's until both closed it, so the
+    # parent's sockets stay open). What stays behind is the instance's memory,
+    # shared with the parent until either writes to it, never freed (so its
+    # address is never reused): once per fork per Connection. The child then
+    # opens an instance of its own with the same settings and credentials.
 
     cdef int _follow_fork(self, str op) except -1:
         """First use of the Connection in a forked child: let go of the
@@ -512,7 +515,9 @@ cdef class Connection:
         self._in_flight = []
         self._loop_running = self._loop_woken = False
         self._instance = NULL
-        self._io = NULL
+        if self._io != NULL:
+            lcb.lcbpy_close_sockets_of(self._io)  # this process's descriptors only, as below
+            self._io = NULL
         self._lcb_logger = NULL
         self._forwards = NULL
         self._waker.event = NULL

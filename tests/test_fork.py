@@ -5,6 +5,8 @@ their own correct results in time, and the parent's threads go on unaffected."""
 import multiprocessing
 import os
 import signal
+import socket
+import stat
 import threading
 import time
 import warnings
@@ -177,6 +179,50 @@ def test_closing_the_inherited_connection_in_the_child_leaves_the_parents_open(c
     assert cb.get(key) == "parent's"
     cb.set(key, "still the parent's")
     assert cb.get(key) == "still the parent's"
+
+
+def _sockets_to(ports):
+    """(descriptor, inode) of each of this process's sockets connected to one of ports."""
+    found = set()
+    for fd in range(3, 1024):
+        try:
+            inode = os.fstat(fd).st_ino if stat.S_ISSOCK(os.fstat(fd).st_mode) else None
+        except OSError:
+            continue
+        if inode is None:
+            continue
+        with socket.socket(fileno=os.dup(fd)) as sock:  # a copy: closing it leaves fd open
+            try:
+                if sock.getpeername()[1] in ports:
+                    found.add((fd, inode))
+            except (OSError, IndexError, TypeError):
+                pass
+    return found
+
+
+def test_the_child_closes_its_copies_of_the_parents_sockets(cluster, key):
+    ports = {cluster.port, *cluster.kv_ports}
+    before = _sockets_to(ports)
+    conn = Couchbase.connect(cluster.host, cluster.port, password="", bucket="default")
+    try:
+        conn.set(key, "parent's")
+        parents = _sockets_to(ports) - before
+        assert parents  # the bootstrap stream and the node's KV socket
+
+        def child():
+            assert parents <= _sockets_to(ports)  # inherited
+            assert conn.get(key) == "parent's"  # over the child's own sockets
+            assert not parents & _sockets_to(ports)
+
+        pid = _fork()
+        if pid == 0:
+            _in_child(child)
+        _wait([pid])
+        assert parents <= _sockets_to(ports)  # the parent's stay open, and work
+        conn.set(key, "still the parent's")
+        assert conn.get(key) == "still the parent's"
+    finally:
+        conn.close()
 
 
 def test_a_child_that_cannot_reopen_gets_a_clear_error_at_once(key):

@@ -50,8 +50,9 @@ def nodes3():
 def _connect(cluster):
     # generous timeouts: the machine may be loaded, or the run under valgrind
     # (a hang still fails: run_threads gives up on a thread after two minutes)
-    return Couchbase.connect(cluster.host, cluster.port, password="", bucket="default",
-                             timeout=60, connect_timeout=60)
+    return Couchbase.connect(password="", bucket="default", timeout=60, connect_timeout=60,
+                             connection_string=f"couchbase://{cluster.host}:{cluster.port}=http/default"
+                             "?config_node_timeout=60")
 
 
 def _check_stats(stats):
