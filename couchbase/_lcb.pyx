@@ -23,6 +23,7 @@ from libc.string cimport memcpy, memset
 from couchbase cimport _lcb as lcb
 
 import logging
+import os
 import pickle
 import re
 import socket
@@ -48,6 +49,21 @@ include "_values.pxi"
 include "_slots.pxi"
 include "_forward.pxi"
 include "_logging.pxi"
+
+
+# Bumped in every child that os.fork() makes (multiprocessing's fork start
+# method and servers that fork workers included): a Connection opened under an
+# older generation belongs to the parent process (see Connection._follow_fork).
+cdef int _process_generation = 0
+
+
+def _forked():
+    global _process_generation
+    _process_generation += 1
+
+
+if hasattr(os, "register_at_fork"):  # POSIX: every platform that has fork()
+    os.register_at_fork(after_in_child=_forked)
 
 
 cdef int _check_rc(lcb.lcb_STATUS rc, str op, object key=None) except -1:
@@ -241,9 +257,17 @@ cdef class Connection:
     the CPU of libcouchbase's own path).
 
     One Connection may be shared by threads: their calls are pipelined over its
-    sockets, and the GIL is released while libcouchbase waits on the network. It may not be
-    shared across ``os.fork()``: it would share its sockets with the parent;
-    open a new one in the child.
+    sockets, and the GIL is released while libcouchbase waits on the network.
+
+    It survives ``os.fork()`` (forking servers, multiprocessing's fork start
+    method): the child's first call on an inherited open Connection opens a
+    connection of the child's own, with the same settings and credentials,
+    and never touches the parent's sockets, locks or calls in flight, so
+    neither process sees the other's replies and the parent is unaffected.
+    If that reopening fails, the call raises ConnectError saying so, and the
+    Connection stays closed in the child. The child closes its copies of the
+    parent's sockets (the parent's stay open) when it first uses or closes
+    the Connection.
     """
 
     cdef lcb.lcb_INSTANCE *_instance
@@ -260,6 +284,11 @@ cdef class Connection:
     cdef bint _forward_large  # large stores skip libcouchbase's copies (_forward.pxi)
     cdef bint _forward_gets   # plain gets skip libcouchbase's command layer (_forward.pxi)
     cdef Forward *_forwards   # large stores' packets not yet freed (_forward.pxi)
+    cdef int _generation  # the _process_generation the instance was opened in
+    # what reopening in a forked child takes; never shown (see _follow_fork)
+    cdef str _password
+    cdef dict _settings
+    cdef str _closed_reason  # why the connection is closed, if not by close()
     cdef readonly object host
     cdef readonly object port
     cdef readonly object bucket
@@ -278,6 +307,7 @@ cdef class Connection:
         self._pending = []
         self._in_flight = []
         self._wake_in = self._wake_out = None
+        self._generation = _process_generation
         self._lock = PyThread_allocate_lock()
         if self._lock == NULL:
             raise MemoryError()
@@ -346,7 +376,8 @@ cdef class Connection:
         self.port = port
         self._connstr = connection_string
         self.connection_string = _exc.redact(connection_string, self._secrets)
-        self._open(password, {
+        self._password = password
+        self._settings = {
             "operation_timeout": f"{timeout_us}us",
             "config_total_timeout": f"{connect_timeout_us}us",
             "enable_tracing": "true" if enable_tracing else "false",
@@ -359,15 +390,18 @@ cdef class Connection:
             # and only then can gets and large stores skip libcouchbase's command
             # layer and copies (_forward.pxi).
             "compression": "off",
-        })
+        }
+        self._open()
 
-    cdef _open(self, str password, dict settings):
+    cdef _open(self):
         cdef lcb.lcb_CREATEOPTS *options = NULL
         cdef lcb.lcb_STATUS rc
         cdef bytes connstr = self._connstr.encode("utf-8")
         cdef bytes user = self.username.encode("utf-8")
-        cdef bytes pw = password.encode("utf-8")
+        cdef bytes pw = self._password.encode("utf-8")
         cdef bytes bucket = self.bucket.encode("utf-8")
+
+        self._generation = _process_generation
 
         _update_log_severity()
         # the log callback reads the secrets to redact through the logger's cookie
@@ -376,6 +410,7 @@ cdef class Connection:
         # The select loop costs least for a blocking client; a libevent plugin,
         # if installed, would otherwise become libcouchbase's default.
         self._check_setup(lcb.lcbpy_create_select_io(&self._io))
+        lcb.lcbpy_track_sockets(self._io)  # a forked child closes what it inherited
         self._check_setup(lcb.lcb_createopts_create(&options, lcb.LCB_TYPE_BUCKET))
         try:
             self._check_setup(lcb.lcb_createopts_connstr(options, connstr, len(connstr)))
@@ -392,7 +427,7 @@ cdef class Connection:
             raise self._connect_error(rc)
 
         given = _connstr_options(self._connstr)
-        for name, value in settings.items():
+        for name, value in self._settings.items():
             if name not in given:
                 self._check_setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
 
@@ -469,15 +504,13 @@ cdef class Connection:
         return 0
 
     cdef void _release(self) noexcept:
-        """Destroy the libcouchbase instance and what it uses."""
+        """Destroy the libcouchbase instance and what it uses (one inherited
+        from the parent process is only let go of: see _follow_fork)."""
+        if self._generation != _process_generation:
+            self._let_go_of_parents()
+            return
         lcb.lcbpy_waker_stop(&self._waker)
-        if self._wake_in is not None:
-            try:
-                self._wake_in.close()
-                self._wake_out.close()
-            except BaseException:
-                pass
-            self._wake_in = self._wake_out = None
+        self._close_waker_sockets()
         if self._instance != NULL:
             lcb.lcb_destroy(self._instance)
             self._instance = NULL
@@ -488,6 +521,15 @@ cdef class Connection:
         if self._lcb_logger != NULL:
             lcb.lcb_logger_destroy(self._lcb_logger)
             self._lcb_logger = NULL
+
+    cdef void _close_waker_sockets(self) noexcept:
+        if self._wake_in is not None:
+            try:
+                self._wake_in.close()
+                self._wake_out.close()
+            except BaseException:
+                pass
+            self._wake_in = self._wake_out = None
 
     def __dealloc__(self):
         self._release()
@@ -534,12 +576,79 @@ cdef class Connection:
     cdef int _check_open(self, str op) except -1:
         if self._instance == NULL:
             raise _exc.ConnectError(
-                f"the connection to bucket {self.bucket!r} is closed; open a new Connection",
+                f"the connection to bucket {self.bucket!r} is closed"
+                f"{self._closed_reason or ''}; open a new Connection",
                 operation=op)
         return 0
 
+    # -- fork: a Connection inherited by a child process ----------------------
+    #
+    # Everything the parent's Connection holds belongs to the parent: its
+    # libcouchbase instance (sockets, packets in flight, the event loop state
+    # of a thread that was waiting in it), its lock and its queues (threads
+    # that do not exist in the child may have held the one and filled the
+    # others). The child lets go of all of it without touching it: destroying
+    # the instance would write to or shut down sockets the parent still uses
+    # (a TLS close alert, say), and libcouchbase 3.3.4 crashes destroying an
+    # instance with forwarded packets in flight. The child closes only its
+    # copies of the instance's socket descriptors (lcbpy_close_sockets_of; a
+    # descriptor is shared with the parent's until both closed it, so the
+    # parent's sockets stay open). What stays behind is the instance's memory,
+    # shared with the parent until either writes to it, never freed (so its
+    # address is never reused): once per fork per Connection. The child then
+    # opens an instance of its own with the same settings and credentials.
+
+    cdef int _follow_fork(self, str op) except -1:
+        """First use of the Connection in a forked child: let go of the
+        parent's instance, and open the child's own if the parent's was open."""
+        cdef PyThread_type_lock lock = PyThread_allocate_lock()
+        if lock == NULL:
+            raise MemoryError()
+        cdef bint reopen = self._instance != NULL and op != "close"
+        # Until the reopening is done, the child's other threads queue their
+        # calls behind the fresh lock, held here (nothing above or here lets
+        # another thread run in between).
+        PyThread_acquire_lock(lock, NOWAIT_LOCK)
+        self._lock = lock  # the parent's may be held by a thread not in this process: left as it is
+        self._let_go_of_parents()
+        try:
+            if reopen:
+                try:
+                    self._open()
+                except _exc.CouchbaseError as e:
+                    self._closed_reason = f" (it could not be reopened after os.fork(): {e.msg})"
+                    raise _exc.ConnectError(
+                        f"could not reopen the connection to bucket {self.bucket!r} in this process "
+                        f"after os.fork(): {e.msg}", error=e.error, operation=op) from None
+        finally:
+            self._release_lead()
+        return 0
+
+    cdef void _let_go_of_parents(self) noexcept:
+        """Forget the parent's instance, calls and waker without touching
+        them (see above); the Connection is then closed in this process."""
+        cdef _Slots call
+        self._generation = _process_generation
+        for call in self._pending:
+            call.wake = NULL  # a lock a thread of the parent sleeps on: never freed here
+        for call in self._in_flight:
+            call.wake = NULL
+        self._pending = []
+        self._in_flight = []
+        self._loop_running = self._loop_woken = False
+        self._instance = NULL
+        if self._io != NULL:
+            lcb.lcbpy_close_sockets_of(self._io)  # this process's descriptors only, as below
+            self._io = NULL
+        self._lcb_logger = NULL
+        self._forwards = NULL
+        self._waker.event = NULL
+        self._close_waker_sockets()  # this process's descriptors only: the parent keeps its own
+
     cdef int _run(self, Command *cmd, _Slots call, str op) except -1:
         """Have cmd sent once per slot of call, and every reply received."""
+        if self._generation != _process_generation:
+            self._follow_fork(op)
         call.cmd = <void *> cmd
         call.kind = _command_kind(cmd)
         self._pending.append(call)
@@ -608,7 +717,7 @@ cdef class Connection:
         return 0
 
     cdef int _drain(self) except -1:
-        """Finish every call in flight (before close, or an exclusive command)."""
+        """Finish every call in flight (before close)."""
         while self._in_flight:
             self._pump()
         return 0
@@ -617,6 +726,8 @@ cdef class Connection:
 
     def close(self):
         """Close the connection. Idempotent; later calls raise ConnectError."""
+        if self._generation != _process_generation:
+            self._follow_fork("close")  # in a forked child: the parent's connection stays open
         self._acquire()
         try:
             if self._instance != NULL:
@@ -980,37 +1091,14 @@ cdef class Connection:
                                      operation="stats")
         cdef list groups = [_check_text("a stats group", name, False, "stats").encode("utf-8")
                             for name in names]
-        cdef _StatsCollector collector = _StatsCollector()
+        cdef _Slots slots = _new_stats_slots(groups)
         cdef lcb.lcb_CMDSTATS *cmd = NULL
-        cdef lcb.lcb_STATUS rc = lcb.LCB_SUCCESS
-        cdef bytes group
         _check_rc(lcb.lcb_cmdstats_create(&cmd), "stats")
         try:
-            self._acquire()
-            try:
-                self._check_open("stats")
-                self._drain()  # stats replies are counted by the loop running dry
-                lcb.lcb_sched_enter(self._instance)
-                for group in groups:
-                    lcb.lcb_cmdstats_key(cmd, group, len(group))
-                    rc = lcb.lcb_stats(self._instance, <void *> collector, cmd)
-                    if rc != lcb.LCB_SUCCESS:
-                        break
-                if rc == lcb.LCB_SUCCESS:
-                    lcb.lcb_sched_leave(self._instance)
-                    with nogil:
-                        lcb.lcb_wait(self._instance, lcb.LCB_WAIT_NOCHECK)
-                else:
-                    lcb.lcb_sched_fail(self._instance)
-            finally:
-                self._release_lead()
+            self._run(cmd, slots, "stats")
         finally:
-            lcb.lcb_cmdstats_destroy(cmd)
-        _check_rc(rc, "stats")
-        if collector.error is not None:
-            raise collector.error
-        _check_rc(collector.rc, "stats")
-        return collector.stats
+            _destroy(cmd)
+        return _stats_result(slots)
 
 
 def libcouchbase_version():
