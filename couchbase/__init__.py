@@ -51,7 +51,10 @@ class Couchbase:
         (HTTP) port. Raises BucketNotFoundError for a missing bucket, AuthError
         for wrong credentials and ConnectError when the cluster cannot be
         reached. Keyword options are those of Connection (``timeout``,
-        ``connect_timeout``, ``connection_string``, ``default_format``, ...).
+        ``connect_timeout``, ``connection_string``, ``default_format``,
+        ``unpickle``, ...). ``unpickle=False`` (or ``'bytes'``) keeps reads
+        from unpickling values that whoever can write to the bucket stored as
+        pickles; the default, as in 0.9, unpickles them.
 
         Example::
 

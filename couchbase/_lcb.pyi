@@ -33,6 +33,8 @@ class Connection:
     default_format: int
     @property
     def closed(self) -> bool: ...
+    @property
+    def unpickle(self) -> bool | Literal["bytes"]: ...
     def __init__(
         self,
         host: str = ...,
@@ -48,6 +50,7 @@ class Connection:
         default_format: int = ...,
         enable_tracing: bool = ...,
         enable_operation_metrics: bool = ...,
+        unpickle: bool | Literal["bytes"] = ...,
     ) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Connection: ...
