@@ -282,12 +282,12 @@ def test_no_request_is_applied_twice_from_4_threads(cluster3):
     assert figures["fault rounds"] > 0
 
 
-def _until_answered(call, seconds=20):
-    """call() once the cluster answers again (network errors retried)."""
+def _until_answered(call, arg, seconds=20):
+    """call(arg) once the cluster answers again (network errors retried)."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            return call()
+            return call(arg)
         except CouchbaseError:
             assert time.monotonic() < deadline, "the cluster never came back"
             time.sleep(0.05)
@@ -321,7 +321,7 @@ def test_a_multi_key_call_marks_each_unknown_key(cluster3):
             error = results[key]
             assert error.key == key and error.operation == "incr"
             assert key in str(error) and "incr" in str(error) and "may have been applied" in str(error)
-        final = _until_answered(lambda: cb.get(keys))
+        final = _until_answered(cb.get, keys)
         assert all(v in (10, 11) for v in final)  # applied once or not at all
         assert all(v == 11 for k, v in zip(keys, final) if k not in unknown)
 
@@ -398,3 +398,30 @@ def test_large_appends_sent_as_built_packets_are_never_applied_twice(cluster3, f
         final = {k: v.replace(b".", b"") for k, v in final.items()}
         silent, _, _ = _check_appends(work.appended, final)
         assert silent == 0 and rounds and rounds[0] > 0
+
+
+def test_a_failover_never_moves_an_applied_request_to_the_new_owner(cluster3):
+    """A configuration that removes a node makes libcouchbase move the node's
+    unanswered requests to the new owner without asking the retry strategy;
+    the IO plugin stops one that was written already (couchbase/_wire.h)."""
+    with _connect(cluster3) as cb:
+        for attempt in range(10):
+            key = next(f"moved:{attempt}:{i}" for i in itertools.count()
+                       if cluster3.keyinfo(f"moved:{attempt}:{i}")["active"] == 1)
+            cb.set(key, 0)
+            cluster3.hiccup(300)  # applied at once, answered late
+            timer = threading.Timer(0.1, cluster3.failover, (1,))
+            timer.start()
+            try:
+                outcome = cb.incr(key)
+            except OutcomeUnknownError as e:
+                outcome = e
+            finally:
+                timer.join()
+                cluster3.hiccup(0)
+            assert _until_answered(cb.get, key) == 1  # applied once, never twice
+            assert outcome == 1 or isinstance(outcome, OutcomeUnknownError)
+            cluster3.restart(1)  # back into the cluster
+            if cb._replays_stopped:
+                break
+        assert cb._replays_stopped > 0, "libcouchbase never moved a written request"
