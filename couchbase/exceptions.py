@@ -20,6 +20,7 @@ Note: :class:`TimeoutError` is the 0.9 client's name and shadows the builtin
 of the same name inside this module; the builtin is ``builtins.TimeoutError``.
 """
 
+import builtins
 import re
 import urllib.parse
 from typing import Optional
@@ -182,15 +183,27 @@ _FIELDS = (
 )
 
 
-class ArgumentError(CouchbaseError):
+# Where Python has a built-in exception for the same failure, the class is
+# that too, so generic handlers (`except ValueError`, `except TimeoutError`,
+# `except ConnectionError`) catch it; attributes and messages are unchanged.
+
+
+class ArgumentError(CouchbaseError, ValueError, TypeError):
     """Invalid argument
 
     A given argument is invalid or must be set
+
+    Also a ``ValueError`` and a ``TypeError``: one check often refuses an
+    argument for its type and its range at once ("ttl must be a
+    non-negative int").
     """
 
 
-class ValueFormatError(CouchbaseError):
-    """Failed to decode or encode value"""
+class ValueFormatError(CouchbaseError, ValueError):
+    """Failed to decode or encode value
+
+    Also a ``ValueError``, as the standard library's codecs raise.
+    """
 
 
 # The following exceptions are caused by the underlying libcouchbase.
@@ -297,14 +310,14 @@ class DlsymFailedError(CouchbaseError):
     """Failed to locate the requested symbol in the shared object"""
 
 
-class NetworkError(CouchbaseError):
+class NetworkError(CouchbaseError, builtins.ConnectionError):
     """Network error
 
     A network related problem occured (name lookup, read/write/connect
     etc)
 
     Failures to reach the cluster, and a connection that was closed, raise
-    :class:`ConnectError` instead.
+    :class:`ConnectError` instead. Also a built-in ``ConnectionError``.
     """
 
 
@@ -347,21 +360,22 @@ class ProtocolError(CouchbaseError):
     """
 
 
-class TimeoutError(CouchbaseError):  # noqa: A001 (the 0.9 client's name)
+class TimeoutError(CouchbaseError, builtins.TimeoutError):  # noqa: A001 (the 0.9 client's name)
     """The operation timed out
 
-    This is not a subclass of the builtin ``TimeoutError``. A timeout while
-    connecting raises :class:`ConnectError`.
+    Also the built-in ``TimeoutError``. A timeout while connecting raises
+    :class:`ConnectError`. A mutation that timed out may or may not have been
+    applied: read the key back before repeating it.
     """
 
 
-class ConnectError(CouchbaseError):
+class ConnectError(CouchbaseError, builtins.ConnectionError):
     """Failed to connect to the requested server
 
     Raised for every failure to reach the cluster while connecting (refused,
     unreachable, unknown host, no answer in time), and when a connection that
     was established is closed or reset, or no longer has a cluster
-    configuration.
+    configuration. Also a built-in ``ConnectionError``.
     """
 
 

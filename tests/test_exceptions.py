@@ -4,6 +4,7 @@ Pure Python: needs neither the compiled extension nor a cluster.
 """
 
 import ast
+import builtins
 import importlib.util
 import pathlib
 import pickle
@@ -95,7 +96,9 @@ ERROR_CODES = sorted(code for code in status.STATUS if code != status.LCB_SUCCES
 def test_seed_class_exists_with_its_base(name):
     cls = getattr(exc, name)
     assert cls.__module__ == exc.__name__
-    assert cls.__bases__ == (getattr(exc, SEED_CLASSES[name]),)
+    # the seed's base first; any other is the built-in for the same failure
+    assert cls.__bases__[0] is getattr(exc, SEED_CLASSES[name])
+    assert all(base.__module__ == "builtins" for base in cls.__bases__[1:])
     assert issubclass(cls, exc.CouchbaseError)
     assert name in exc.__all__
 
@@ -121,11 +124,45 @@ def test_seed_docstrings():
         assert getattr(exc, name).__doc__.splitlines()[0] == title.strip()
 
 
-def test_timeout_error_is_the_seed_class_not_the_builtin():
-    import builtins
+@pytest.mark.parametrize("cls, builtin", [
+    (exc.TimeoutError, builtins.TimeoutError),
+    (exc.ArgumentError, ValueError),
+    (exc.ArgumentError, TypeError),
+    (exc.ValueFormatError, ValueError),
+    (exc.NetworkError, ConnectionError),
+    (exc.ConnectError, ConnectionError),
+    (exc.UnknownHostError, ConnectionError),
+    (exc.OutcomeUnknownError, ConnectionError),
+])
+def test_classes_are_also_the_builtin_for_the_same_failure(cls, builtin):
+    """Generic handlers catch them; the seed's class (not the builtin) keeps
+    its name, attributes and message."""
+    assert cls is not builtin and issubclass(cls, builtin) and issubclass(cls, exc.CouchbaseError)
+    e = cls("it failed", error=201, key="k", operation="get")
+    assert (e.msg, e.error, e.key, e.operation) == ("it failed", 201, "k", "get")
+    assert str(e) == "get of key 'k' failed: it failed (LCB_ERR_TIMEOUT, 201)"
+    copy = pickle.loads(pickle.dumps(e))
+    assert type(copy) is cls and str(copy) == str(e)
 
-    assert exc.TimeoutError is not builtins.TimeoutError
-    assert not issubclass(exc.TimeoutError, builtins.TimeoutError)
+
+def test_a_real_timeout_is_caught_as_the_builtin(cluster):
+    from couchbase import Couchbase
+
+    with Couchbase.connect(cluster.host, cluster.port, bucket="default", password="", timeout=0.3) as cb:
+        cluster.stall(True)
+        try:
+            with pytest.raises(builtins.TimeoutError) as info:
+                cb.get("stalled")
+        finally:
+            cluster.stall(False)
+    assert isinstance(info.value, exc.TimeoutError) and info.value.key == "stalled"
+
+
+def test_a_bad_argument_is_caught_as_value_error(cb):
+    with pytest.raises(ValueError):
+        cb.get("")
+    with pytest.raises(TypeError):
+        cb.get(42)
 
 
 def test_extra_classes():
