@@ -171,6 +171,7 @@ class _Worker:
         self.done = 0  # operations (keys) so far, read by the progress line
         self.latencies = array("q")  # 8 bytes a call, folded into a histogram after the phase
         self.error = None
+        self.stop = False  # set by the main thread to end the phase early (Ctrl-C)
         self.phase, self.ops, self.deadline = "set", 0, None
 
     def start_phase(self, phase, ops, deadline):
@@ -195,7 +196,7 @@ class _Worker:
                 end = clock()
                 record(end - start)
                 self.done += len(batch)
-                if (end >= deadline) if deadline is not None else (self.done >= ops):
+                if self.stop or ((end >= deadline) if deadline is not None else (self.done >= ops)):
                     return
 
     def _call(self):
@@ -229,10 +230,18 @@ def _run_phase(workers, phase, args, progress):
     cpu, start = _cpu_seconds(), time.perf_counter()
     for thread in threads:
         thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.25)
-            progress(phase, sum(w.done for w in workers), time.perf_counter() - start)
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.25)
+                progress(phase, sum(w.done for w in workers), time.perf_counter() - start)
+    except BaseException:
+        # Ctrl-C: the workers finish their call before their connections close
+        for worker in workers:
+            worker.stop = True
+        for thread in threads:
+            thread.join()
+        raise
     wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     for worker in workers:
         if worker.error is not None:

@@ -4,8 +4,10 @@ a subprocess: errors are one line and an exit status, never a traceback."""
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -164,3 +166,19 @@ def test_pillowfight_without_hdrhistogram_says_what_to_install(cluster):
     assert res.returncode == 1 and res.stdout == ""
     assert res.stderr.splitlines() == [
         "error: pillowfight needs the hdrhistogram package: pip install 'couchbase-lcb[cli]'"]
+
+
+def test_ctrl_c_in_pillowfight_stops_the_threads_and_exits_130(cluster):
+    proc = subprocess.Popen([sys.executable, "-m", "couchbase", *_at(cluster), "pillowfight", "--duration",
+                             "30", "--threads", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env())
+    try:
+        assert proc.stdout.readline().startswith("pillowfight: 2 thread(s)")
+        time.sleep(0.5)  # the workers are running
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130 and err == "interrupted\n", (out, err)
