@@ -12,6 +12,7 @@ reader of the output went away (``stats | head``).
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import resource
@@ -118,7 +119,8 @@ def _parser():
                                 "then get")
     amount = pf.add_mutually_exclusive_group()
     amount.add_argument("--ops", type=_count, default=20000,
-                        help="operations per phase, shared by the threads (default: 20000)")
+                        help="operations per phase, shared by the threads, in whole batches "
+                             "(default: 20000)")
     amount.add_argument("--duration", type=_seconds, default=None,
                         help="seconds per phase, instead of --ops")
     pf.add_argument("--threads", type=_count, default=1,
@@ -188,16 +190,20 @@ class _Worker:
 
     def _run_phase(self):
         record, clock, call = self.latencies.append, time.perf_counter_ns, self._call()
-        deadline, ops = self.deadline, self.ops
-        while True:
-            for batch in self.batches:
-                start = clock()
-                call(batch)
-                end = clock()
-                record(end - start)
-                self.done += len(batch)
-                if self.stop or ((end >= deadline) if deadline is not None else (self.done >= ops)):
-                    return
+        batches = itertools.cycle(self.batches)
+        deadline = self.deadline
+        if deadline is None:  # this worker's share of --ops, in whole batches
+            batches = itertools.islice(batches, -(-self.ops // len(self.batches[0])))
+        for batch in batches:
+            if self.stop:
+                return
+            start = clock()
+            call(batch)
+            end = clock()
+            record(end - start)
+            self.done += len(batch)
+            if deadline is not None and end >= deadline:
+                return
 
     def _call(self):
         cb, value = self.cb, self.value
@@ -278,8 +284,10 @@ def _latency_summary(workers, histogram_class):
 
 def _pillowfight(connect, args, out, embedded):
     histogram_class = _histogram_class()
-    workers = [_Worker(connect, n, args) for n in range(args.threads)]
+    workers = []
     try:
+        for n in range(args.threads):
+            workers.append(_Worker(connect, n, args))
         amount = f"{args.duration:g} s" if args.duration is not None else f"{args.ops:,} ops"
         out(f"pillowfight: {args.threads} thread(s), batch {args.batch}, {args.size}-byte values, "
             f"{amount} per phase")
