@@ -1,5 +1,7 @@
 # Included by _lcb.pyx: libcouchbase's log -> Python logging (logger "couchbase").
-# Messages below the logger's level are dropped in C, without the GIL.
+# Messages below the logger's level are dropped in C, without the GIL: the
+# threshold is a C int, recomputed whenever any logger's level changes (see
+# _follow_level_changes), so the callback never asks Python.
 
 cdef int _log_min_severity = lcb.LCB_LOG_WARN
 cdef dict _SEVERITY_TO_LEVEL = {
@@ -10,7 +12,8 @@ _logger = logging.getLogger("couchbase")
 
 
 cdef int _update_log_severity() except -1:
-    """Follow the logger's level (read when a connection opens)."""
+    """Follow the logger's effective level (at import, when a connection
+    opens, and after every setLevel of any logger)."""
     global _log_min_severity
     level = _logger.getEffectiveLevel()
     if level <= 5:
@@ -22,6 +25,30 @@ cdef int _update_log_severity() except -1:
     else:
         _log_min_severity = lcb.LCB_LOG_WARN  # WARNING and above always go out
     return 0
+
+
+def _follow_level_changes():
+    """Recompute the threshold whenever the logging module drops its
+    level caches: Logger.setLevel (of this logger or an ancestor) and
+    logging.disable call the manager's _clear_cache. A level set by
+    assigning Logger.level directly is seen at the next connect."""
+    manager = _logger.manager
+    clear_cache = getattr(manager, "_clear_cache", None)
+    if clear_cache is None:
+        return  # not CPython's logging: the level is read at connect only
+
+    def clear_cache_and_follow():
+        clear_cache()
+        try:
+            _update_log_severity()
+        except Exception:
+            pass  # a level change must never fail because of the binding
+
+    manager._clear_cache = clear_cache_and_follow
+
+
+_follow_level_changes()
+_update_log_severity()
 
 
 cdef void _on_log(const lcb.lcb_LOGGER *procs, uint64_t iid, const char *subsys,

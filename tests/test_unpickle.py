@@ -105,7 +105,7 @@ def test_command_line_get_never_unpickles(cluster, stored, capsys):
     assert status == 1  # one value was not shown
     assert out[0] == f"{stored}:json: {{'a': 1}}"
     assert out[1].startswith(f"{stored}: not shown: ") and "pickle of" in out[1] and "bytes" in out[1]
-    assert out[2] == f"{stored}:missing: None"
+    assert out[2] == f"{stored}:missing: not found"
 
 
 def test_command_line_get_of_json_values(cluster, key, capsys):
