@@ -880,3 +880,6 @@ def libcouchbase_version():
     cdef uint32_t number = 0
     cdef const char *text = lcb.lcb_get_version(&number)
     return text.decode("ascii"), number
+
+
+include "_aio_io.pxi"

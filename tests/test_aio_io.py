@@ -1,0 +1,301 @@
+"""couchbase.aio.AsyncConnection: libcouchbase driven by the running event
+loop through its own IO plugin. Every test runs on the standard asyncio loop
+and on uvloop. What users rely on: the same results and exceptions as the
+sync Connection, a timeout (never a hang) from a dead node, a loop that is
+never blocked, and a close that fails what is in flight without crashing."""
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+
+from couchbase import FMT_PICKLE, FMT_PLAIN
+from couchbase.aio import AsyncConnection
+from couchbase.exceptions import (
+    ArgumentError,
+    BadHandleError,
+    ConnectError,
+    NetworkError,
+    NotFoundError,
+    RequestCanceledError,
+    TimeoutError,
+)
+from couchbase.mock import MockCluster
+
+try:
+    import uvloop
+except ImportError:  # no uvloop build for this platform: the asyncio loop only
+    uvloop = None
+
+LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+
+
+@pytest.fixture(params=LOOPS)
+def run(request):
+    """Run a coroutine to completion on a fresh loop of the kind tested."""
+    def runner(coro):
+        loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+    return runner
+
+
+@pytest.fixture(scope="module")
+def faulty():
+    """A private cluster for tests that stall, delay or drop its connections."""
+    with MockCluster(buckets={"default": ""}) as mock:
+        yield mock
+
+
+@pytest.fixture
+def faults(faulty):
+    yield faulty
+    faulty.stall(False)
+    faulty.hiccup(0)
+
+
+def _connect(mock, **options):
+    return AsyncConnection.connect(mock.host, mock.port, password="", bucket="default", **options)
+
+
+def test_set_get_close(run, cluster, key):
+    async def main():
+        cb = await _connect(cluster)
+        cas = await cb.set(key, {"a": [1, 2]})
+        assert isinstance(cas, int) and cas > 0
+        assert await cb.get(key) == {"a": [1, 2]}
+        value, flags, cas2 = await cb.get(key, extended=True)
+        assert (value, cas2) == ({"a": [1, 2]}, cas)
+        await cb.set(key + "p", {1, 2}, format=FMT_PICKLE)
+        assert await cb.get(key + "p") == {1, 2}
+        await cb.set(key + "b", b"\x00raw", format=FMT_PLAIN)
+        assert await cb.get(key + "b") == b"\x00raw"
+        await cb.close()
+        assert cb.closed
+        await cb.close()  # idempotent
+        with pytest.raises(ConnectError, match="closed"):
+            cb.get(key)
+    run(main())
+
+
+def test_async_with_and_the_sync_connection_see_the_same_data(run, cluster, cb, key):
+    async def main():
+        async with await _connect(cluster) as acb:
+            await acb.set(key, "from async")
+            assert cb.get(key) == "from async"
+            cb.set(key, {"from": "sync"})
+            assert await acb.get(key) == {"from": "sync"}
+            return acb
+    assert run(main()).closed
+
+
+def test_missing_key_raises_not_found_like_the_sync_connection(run, cluster, cb, key):
+    with pytest.raises(NotFoundError) as sync_error:
+        cb.get(key)
+
+    async def main():
+        async with await _connect(cluster) as acb:
+            with pytest.raises(NotFoundError) as info:
+                await acb.get(key)
+            assert await acb.get(key, quiet=True) is None
+            return info.value
+    error = run(main())
+    assert (type(error), str(error), error.key) == (type(sync_error.value), str(sync_error.value), key)
+
+
+def test_bad_input_is_refused_before_anything_is_sent(run, cluster, key):
+    async def main():
+        async with await _connect(cluster) as acb:
+            with pytest.raises(ArgumentError, match="key must be str or bytes"):
+                acb.get(123)
+            with pytest.raises(ArgumentError, match="unknown format"):
+                acb.set(key, 1, format=7)
+            with pytest.raises(ArgumentError, match="ttl"):
+                acb.set(key, 1, ttl=-1)
+            assert await acb.get(key, quiet=True) is None  # nothing was stored
+        with pytest.raises(ArgumentError, match="bucket name is required"):
+            await AsyncConnection.connect(cluster.host, cluster.port, password="")
+    run(main())
+
+
+def test_10000_concurrent_gets(run, cluster, key):
+    keys = [f"{key}:{i}" for i in range(100)]
+
+    async def main():
+        async with await _connect(cluster) as acb:
+            await asyncio.gather(*[acb.set(k, i) for i, k in enumerate(keys)])
+            wanted = [keys[i % 100] for i in range(10_000)]
+            got = await asyncio.gather(*[acb.get(k) for k in wanted])
+            assert got == [i % 100 for i in range(10_000)]
+    run(main())
+
+
+def test_a_sequential_get_costs_one_loop_call(run, cluster, key):
+    """The cheap mapping: the reader stays registered, writes go out at
+    once, the timer is not re-armed per operation; what is left is the one
+    call_soon that flushes the operations of a loop iteration."""
+    async def main():
+        async with await _connect(cluster) as acb:
+            await acb.set(key, 1)
+            for _ in range(10):
+                await acb.get(key)
+            before = acb.loop_calls
+            for _ in range(200):
+                await acb.get(key)
+            return (acb.loop_calls - before) / 200
+    assert run(main()) <= 1.05
+
+
+def test_stalled_node_times_out_within_the_operation_timeout(run, faults, key):
+    async def main():
+        async with await _connect(faults, timeout=0.5) as acb:
+            await acb.set(key, 1)
+            faults.stall(True)
+            started = time.monotonic()
+            with pytest.raises((TimeoutError, NetworkError)):
+                await acb.get(key)
+            elapsed = time.monotonic() - started
+            faults.stall(False)
+            deadline = time.monotonic() + 10
+            while True:  # and it recovers
+                try:
+                    assert await acb.get(key) == 1
+                    break
+                except (TimeoutError, NetworkError):
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+            return elapsed
+    elapsed = run(main())
+    assert 0.4 < elapsed < 3.0
+
+
+def test_dropped_connections_recover(run, faults, key):
+    async def main():
+        async with await _connect(faults, timeout=1.0) as acb:
+            await acb.set(key, "before")
+            faults.drop_connections()
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert await acb.get(key) == "before"
+                    break
+                except (TimeoutError, NetworkError):
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+            await acb.set(key, "after")
+            assert await acb.get(key) == "after"
+    run(main())
+
+
+def test_cancelling_a_waiting_task_leaves_the_connection_usable(run, faults, key):
+    async def main():
+        async with await _connect(faults) as acb:
+            await acb.set(key, "v")
+            faults.hiccup(300)
+            task = asyncio.ensure_future(acb.get(key))
+            await asyncio.sleep(0.05)  # sent, reply delayed
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            never_sent = acb.get(key)
+            never_sent.cancel()  # before the flush: not sent at all
+            faults.hiccup(0)
+            assert await acb.get(key) == "v"
+            assert await asyncio.gather(*[acb.get(key) for _ in range(50)]) == ["v"] * 50
+    run(main())
+
+
+def test_use_from_another_loop_or_thread_raises_a_clear_error(run, cluster, key):
+    errors = []
+
+    def elsewhere(acb):
+        try:
+            acb.get(key)
+        except BadHandleError as e:
+            errors.append(str(e))
+        other = asyncio.new_event_loop()
+
+        async def use():
+            acb.get(key)
+        try:
+            other.run_until_complete(use())
+        except BadHandleError as e:
+            errors.append(str(e))
+        finally:
+            other.close()
+
+    async def main():
+        async with await _connect(cluster) as acb:
+            thread = threading.Thread(target=elsewhere, args=(acb,))
+            thread.start()
+            thread.join()
+            await acb.set(key, "still fine")
+            assert await acb.get(key) == "still fine"
+    run(main())
+    assert len(errors) == 2, errors
+    assert "no running event loop in another thread" in errors[0]
+    assert "another event loop in another thread" in errors[1]
+    assert all("open one AsyncConnection per event loop" in e for e in errors)
+
+
+def test_closing_with_operations_in_flight_fails_them_and_never_crashes(run, faults, key):
+    async def main():
+        acb = await _connect(faults)
+        await acb.set(key, "v")
+        faults.hiccup(300)
+        in_flight = [acb.get(key) for _ in range(100)]
+        await asyncio.sleep(0.05)  # sent; the replies are delayed
+        queued = [acb.set(key, "x") for _ in range(10)]  # not flushed yet
+        closing = acb.close()
+        results = await asyncio.gather(*in_flight, *queued, return_exceptions=True)
+        await closing
+        return results
+    results = run(main())
+    assert all(isinstance(r, RequestCanceledError) and "in flight" in str(r) for r in results[:100])
+    assert all(isinstance(r, ConnectError) and "before the operation was sent" in str(r)
+               for r in results[100:])
+
+
+def test_connecting_never_blocks_the_loop(run):
+    """A node that accepts connections but never answers: the bootstrap
+    times out, and meanwhile the loop keeps running other tasks."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+
+    async def main():
+        gaps = []
+
+        async def ticker():
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.005)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+        ticking = asyncio.ensure_future(ticker())
+        started = time.monotonic()
+        with pytest.raises(ConnectError):
+            await AsyncConnection.connect("localhost", port, password="", bucket="default",
+                                          connect_timeout=1.0)
+        elapsed = time.monotonic() - started
+        ticking.cancel()
+        return elapsed, gaps
+    try:
+        elapsed, gaps = run(main())
+    finally:
+        silent.close()
+    assert 0.8 < elapsed < 5
+    assert len(gaps) > 20 and max(gaps) < 0.25
+
+
+def test_unknown_host_raises_connect_error(run):
+    async def main():
+        with pytest.raises(ConnectError, match="bucket 'default'"):
+            await AsyncConnection.connect("no-such-host.invalid", 8091, password="", bucket="default")
+    run(main())
