@@ -595,8 +595,7 @@ cdef class _AsyncCore:
         return 0
 
     cdef object _connect_error(self, lcb.lcb_STATUS rc):
-        where = f"{self.host}:{self.port}" if self.host is not None else self.connection_string
-        return _bootstrap_error(rc, self.bucket, where)
+        return _bootstrap_error(rc, self.bucket, self.host, self.port, self.connection_string)
 
     cdef int _bootstrap_done(self, lcb.lcb_STATUS rc) except -1:
         if self._state == AIO_CONNECTING and rc == lcb.LCB_SUCCESS:
@@ -899,8 +898,10 @@ cdef void _aio_on_destroyed(const void *cookie) noexcept with gil:
 
 # -- what both drivers share ----------------------------------------------------
 
-def _bootstrap_error(lcb.lcb_STATUS rc, str bucket, str where):
-    """A bootstrap failure, in the classes the 0.9 client raised (not raised)."""
+def _bootstrap_error(lcb.lcb_STATUS rc, str bucket, host, port, str connection_string):
+    """A bootstrap failure, in the classes the 0.9 client raised (not raised),
+    naming the bucket and where it was looked for."""
+    where = f"{host}:{port}" if host is not None else connection_string
     err = _exc.exception_for_status(rc, operation="connect")
     if not isinstance(err, (_exc.AuthError, _exc.BucketNotFoundError, _exc.ConnectError,
                             _exc.ArgumentError)):

@@ -192,53 +192,19 @@ cdef class Connection:
                  default_format=FMT_JSON, enable_tracing=False, enable_operation_metrics=False):
         if self._instance != NULL:
             raise _exc.ArgumentError("Connection is already initialised")
-        if bucket is None or bucket == "":
-            raise _exc.ArgumentError("a bucket name is required (bucket=...)", operation="connect")
-        if password is None:
-            raise _exc.ArgumentError(
-                f"a password is required to connect to bucket {bucket!r} (use '' for an open bucket)",
-                operation="connect")
-        for name, value in (("bucket", bucket), ("password", password), ("username", username),
-                            ("host", host)):
-            if value is not None and not isinstance(value, str):
-                raise _exc.ArgumentError(f"{name} must be a str, not {type(value).__name__}",
-                                         operation="connect")
-        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-            if type(value) is bool or not isinstance(value, (int, float)) or not value > 0:
-                raise _exc.ArgumentError(f"{name} must be a positive number of seconds, not {value!r}",
-                                         operation="connect")
-        self._default_format = _check_format(default_format, "connect")
-        self.quiet = bool(quiet)
-        self.bucket = bucket
-        self.username = username if username is not None else bucket
-        if connection_string is not None:
-            host = port = None  # the connection string names the nodes
-        else:
-            if not host:
-                raise _exc.ArgumentError("a host is required (or a connection_string)", operation="connect")
-            if not isinstance(port, int) or type(port) is bool or not 0 < port < 65536:
-                raise _exc.ArgumentError(f"port must be an int from 1 to 65535, not {port!r}",
-                                         operation="connect")
-            connection_string = f"couchbase://{_host_for_connstr(host)}:{port}=http/{bucket}"
-        if not isinstance(connection_string, str):
-            raise _exc.ArgumentError("connection_string must be a str", operation="connect")
-        self.host = host
-        self.port = port
-        self.connection_string = connection_string
-        self._open(password, {
-            "operation_timeout": f"{float(timeout):g}",
-            "config_total_timeout": f"{float(connect_timeout):g}",
-            "enable_tracing": "true" if enable_tracing else "false",
-            "enable_operation_metrics": "true" if enable_operation_metrics else "false",
-            # The 0.9 API has no collections: every key is in the bucket's default
-            # collection, and libcouchbase's per-key collection lookups cost ~15%.
-            "enable_collections": "false",
-            # Values travel uncompressed: compressing costs client CPU, the scarce
-            # resource of a Python process, servers compress at rest themselves,
-            # and only then can gets and large stores skip libcouchbase's command
-            # layer and copies (_forward.pxi).
-            "compression": "off",
-        })
+        options = _connect_options(host, port, username, password, bucket, quiet,
+                                   connection_string=connection_string, timeout=timeout,
+                                   connect_timeout=connect_timeout, default_format=default_format,
+                                   enable_tracing=enable_tracing,
+                                   enable_operation_metrics=enable_operation_metrics)
+        self._default_format = options["default_format"]
+        self.quiet = options["quiet"]
+        self.bucket = options["bucket"]
+        self.username = options["username"]
+        self.host = options["host"]
+        self.port = options["port"]
+        self.connection_string = options["connection_string"]
+        self._open(password, options["settings"])
 
     cdef _open(self, str password, dict settings):
         cdef lcb.lcb_CREATEOPTS *options = NULL
@@ -324,13 +290,7 @@ cdef class Connection:
 
     cdef object _connect_error(self, lcb.lcb_STATUS rc):
         """Bootstrap failures, in the classes the 0.9 client raised."""
-        err = _exc.exception_for_status(rc, operation="connect")
-        if not isinstance(err, (_exc.AuthError, _exc.BucketNotFoundError, _exc.ConnectError,
-                                _exc.ArgumentError)):
-            err = _exc.ConnectError(err.msg, error=rc, operation="connect")
-        where = f"{self.host}:{self.port}" if self.host is not None else self.connection_string
-        err.msg = f"bucket {self.bucket!r} at {where}: {err.msg}"
-        return err
+        return _bootstrap_error(rc, self.bucket, self.host, self.port, self.connection_string)
 
     cdef int _start_waker(self) except -1:
         """Watch one end of a socket pair in the instance's event loop (see

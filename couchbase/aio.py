@@ -112,10 +112,8 @@ async def _resolve_entry(loop, entry: str, settings: dict) -> list[str]:
     try:
         infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as e:
-        where = f"{settings['host']}:{settings['port']}" if settings["host"] is not None else \
-            settings["connection_string"]
-        err = _bootstrap_error(_status.LCB_ERR_UNKNOWN_HOST, settings["bucket"], where)
-        raise err from e
+        raise _bootstrap_error(_status.LCB_ERR_UNKNOWN_HOST, settings["bucket"], settings["host"],
+                               settings["port"], settings["connection_string"]) from e
     out = []
     for family, _, _, _, sockaddr in infos:
         address = sockaddr[0]
