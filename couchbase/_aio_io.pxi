@@ -75,6 +75,9 @@ cdef class _LoopIO:
     cdef object error         # the first exception a proc caught
     cdef public unsigned long loop_calls  # calls made to the loop (measured by tests)
     cdef bint released        # libcouchbase called the destructor
+    # the instance's logger: libcouchbase may log until it is done with the
+    # plugin, so it is freed with it
+    cdef lcb.lcb_LOGGER *logger
 
     def __cinit__(self, loop):
         self.loop = loop
@@ -127,7 +130,8 @@ cdef class _LoopIO:
 
     # -- events -------------------------------------------------------------------
 
-    cdef int watch(self, _LoopEvent ev, int fd, short flags, void *uarg, lcb.lcb_ioE_callback handler) except -1:
+    cdef int watch(self, _LoopEvent ev, int fd, short flags, void *uarg,
+                   lcb.lcb_ioE_callback handler) except -1:
         if ev.fd != fd:
             self.unregister(ev)
             ev.fd = fd
@@ -153,19 +157,22 @@ cdef class _LoopIO:
     cdef int register(self, _LoopEvent ev, bint reader) except -1:
         cdef dict owners = self.readers if reader else self.writers
         cdef _LoopEvent previous = owners.get(ev.fd)
+        self.loop_calls += 1
+        if reader:
+            self.loop.add_reader(ev.fd, ev._readable)
+        else:
+            self.loop.add_writer(ev.fd, ev._writable)
+        # registered (it replaced any other event's registration for the fd)
         if previous is not None and previous is not ev:
             if reader:
                 previous.reading = False
             else:
                 previous.writing = False
         owners[ev.fd] = ev
-        self.loop_calls += 1
         if reader:
             ev.reading = True
-            self.loop.add_reader(ev.fd, ev._readable)
         else:
             ev.writing = True
-            self.loop.add_writer(ev.fd, ev._writable)
         return 0
 
     cdef int unregister_reader(self, _LoopEvent ev) except -1:
@@ -290,6 +297,11 @@ cdef class _LoopIO:
         except BaseException as e:
             self.failed(e)
 
+    cdef void free_logger(self) noexcept:
+        if self.logger != NULL:
+            lcb.lcb_logger_destroy(self.logger)
+            self.logger = NULL
+
     cdef int release(self) except -1:
         """libcouchbase is done with the plugin: nothing may stay registered."""
         cdef _LoopEvent ev
@@ -351,6 +363,7 @@ cdef void _loop_iops_destroyed(lcb.lcb_io_opt_t iops) noexcept with gil:
         io.release()
     except BaseException as e:
         io.failed(e)
+    io.free_logger()
     Py_DECREF(io)
 
 
@@ -475,7 +488,6 @@ cdef class _AsyncCore:
     couchbase.aio.AsyncConnection, the public class)."""
     cdef lcb.lcb_INSTANCE *_instance
     cdef _LoopIO _io
-    cdef lcb.lcb_LOGGER *_lcb_logger
     cdef object _loop
     cdef object _thread
     cdef AioState _state
@@ -499,11 +511,16 @@ cdef class _AsyncCore:
         self._in_flight = set()
 
     def __dealloc__(self):
-        # Nothing is in flight (each operation keeps its core alive), so a
-        # synchronous destroy is safe here.
+        # Never closed. Nothing is in flight (each operation keeps its core
+        # alive), so a synchronous destroy is safe, unless this runs inside
+        # libcouchbase (the last operation's callback dropped the last
+        # reference): then it destroys itself once that call has returned.
         if self._instance != NULL:
             lcb.lcb_set_cookie(self._instance, NULL)
-            lcb.lcb_destroy(self._instance)
+            if self._io.depth > 0:
+                lcb.lcb_destroy_async(self._instance, NULL)
+            else:
+                lcb.lcb_destroy(self._instance)
             self._instance = NULL
         self._release_setup()
 
@@ -521,10 +538,8 @@ cdef class _AsyncCore:
             # never handed to an instance: libcouchbase will not destroy it
             lcb.lcbpy_loop_iops_free(self._io.iops)
             self._io.iops = NULL
+            self._io.free_logger()
             Py_DECREF(self._io)
-        if self._lcb_logger != NULL and self._instance == NULL:
-            lcb.lcb_logger_destroy(self._lcb_logger)
-            self._lcb_logger = NULL
 
     def _start(self, loop, dict options, str connection_string, str password):
         """Create the instance and start its bootstrap; returns the Future of
@@ -549,8 +564,8 @@ cdef class _AsyncCore:
         cdef bytes bucket = self.bucket.encode("utf-8")
         self._io = _LoopIO(loop)
         _update_log_severity()
-        self._setup(lcb.lcb_logger_create(&self._lcb_logger, NULL))
-        self._setup(lcb.lcb_logger_callback(self._lcb_logger, _on_log))
+        self._setup(lcb.lcb_logger_create(&self._io.logger, NULL))
+        self._setup(lcb.lcb_logger_callback(self._io.logger, _on_log))
         self._setup(lcb.lcb_cmdget_create(&self._get_cmd))
         self._setup(lcb.lcb_createopts_create(&createopts, lcb.LCB_TYPE_BUCKET))
         try:
@@ -558,7 +573,7 @@ cdef class _AsyncCore:
             self._setup(lcb.lcb_createopts_bucket(createopts, bucket, len(bucket)))
             self._setup(lcb.lcb_createopts_credentials(createopts, user, len(user), pw, len(pw)))
             self._setup(lcb.lcb_createopts_io(createopts, self._io.iops))
-            self._setup(lcb.lcb_createopts_logger(createopts, self._lcb_logger))
+            self._setup(lcb.lcb_createopts_logger(createopts, self._io.logger))
             self._io.enter()
             rc = lcb.lcb_create(&self._instance, createopts)
             self._io.leave()
@@ -575,6 +590,9 @@ cdef class _AsyncCore:
         for name, value in options["settings"].items():
             if name not in given:
                 self._setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
+        # whatever the connection string says (sync_dtor=true would spin the loop in close)
+        cdef int off = 0
+        self._setup(lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_SET, lcb.LCB_CNTL_SYNCDESTROY, &off))
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_GET, _aio_on_get)
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_STORE, _aio_on_store)
         lcb.lcb_set_bootstrap_callback(self._instance, _aio_on_bootstrap)
@@ -589,8 +607,13 @@ cdef class _AsyncCore:
 
     cdef int _setup(self, lcb.lcb_STATUS rc) except -1:
         if rc != lcb.LCB_SUCCESS:
-            if self._instance == NULL:
-                self._release_setup()
+            if self._instance != NULL:
+                # not connecting yet, nothing in flight: a synchronous destroy is safe
+                lcb.lcb_set_cookie(self._instance, NULL)
+                lcb.lcb_destroy(self._instance)
+                self._instance = NULL
+            self._state = AIO_CLOSED
+            self._release_setup()
             raise self._connect_error(rc)
         return 0
 

@@ -443,3 +443,9 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
     void lcb_destroy_async(lcb_INSTANCE *instance, const void *arg)
     void lcb_set_cookie(lcb_INSTANCE *instance, const void *cookie)
     const void *lcb_get_cookie(lcb_INSTANCE *instance)
+
+
+cdef extern from "libcouchbase/cntl.h" nogil:
+    # A synchronous destroy runs libcouchbase's own event loop (never on asyncio).
+    int LCB_CNTL_SET
+    int LCB_CNTL_SYNCDESTROY

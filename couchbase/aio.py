@@ -39,7 +39,7 @@ class AsyncConnection(_AsyncCore):
 
     @classmethod
     async def connect(cls, host="localhost", port=8091, username=None, password=None, bucket=None,
-                      quiet=False, **options: Any) -> "AsyncConnection":
+                      quiet=False, **options: Any) -> AsyncConnection:
         """Connect to a bucket; the arguments and keyword options are those of
         :class:`couchbase.libcouchbase.Connection`. Host names are resolved
         with the loop's ``getaddrinfo``, so connecting never blocks the loop."""
@@ -55,7 +55,7 @@ class AsyncConnection(_AsyncCore):
             raise
         return self
 
-    async def __aenter__(self) -> "AsyncConnection":
+    async def __aenter__(self) -> AsyncConnection:
         return self
 
     async def __aexit__(self, *exc_info) -> None:

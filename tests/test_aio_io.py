@@ -5,9 +5,12 @@ sync Connection, a timeout (never a hang) from a dead node, a loop that is
 never blocked, and a close that fails what is in flight without crashing."""
 
 import asyncio
+import gc
 import socket
 import threading
 import time
+import warnings
+import weakref
 
 import pytest
 
@@ -298,4 +301,90 @@ def test_unknown_host_raises_connect_error(run):
     async def main():
         with pytest.raises(ConnectError, match="bucket 'default'"):
             await AsyncConnection.connect("no-such-host.invalid", 8091, password="", bucket="default")
+    run(main())
+
+
+class _FailingLoop(asyncio.SelectorEventLoop):
+    """A loop whose next add_reader call fails (as a loop may, e.g. on a
+    closed or unsupported descriptor)."""
+    fail_next_reader = False
+
+    def add_reader(self, fd, callback, *args):
+        if self.fail_next_reader:
+            self.fail_next_reader = False
+            raise OSError("injected add_reader failure")
+        return super().add_reader(fd, callback, *args)
+
+
+def test_a_failing_loop_call_is_reported_never_raised_into_libcouchbase(cluster, key, caplog):
+    """The plugin's procs catch the exception (libcouchbase sees a failed
+    watch and times out) and log it; the next operation registers again."""
+    async def main():
+        async with await _connect(cluster, timeout=0.5) as acb:
+            asyncio.get_running_loop().fail_next_reader = True  # the KV socket's reader
+            outcomes = []
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert await acb.get(key, quiet=True) is None
+                    break
+                except (TimeoutError, NetworkError) as e:
+                    outcomes.append(e)
+                    assert time.monotonic() < deadline
+            await acb.set(key, "works")
+            assert await acb.get(key) == "works"
+    loop = _FailingLoop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert "injected add_reader failure" in caplog.text
+
+
+def test_a_full_connection_string_with_host_names_and_options(run, cluster, key):
+    """Host names are resolved by the loop; the options are libcouchbase's
+    (sync_dtor, which would make close() run libcouchbase's own loop, is
+    kept off)."""
+    connstr = f"couchbase://localhost:{cluster.port}=http/default?sync_dtor=true&operation_timeout=2"
+
+    async def main():
+        async with await AsyncConnection.connect(connection_string=connstr, password="",
+                                                 bucket="default") as acb:
+            await acb.set(key, "via the connection string")
+            assert await acb.get(key) == "via the connection string"
+            assert acb.connection_string == connstr
+    run(main())
+
+
+def test_a_connection_never_closed_warns_and_is_freed(run, cluster, key):
+    async def main():
+        acb = await _connect(cluster)
+        await acb.set(key, 1)
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            del acb
+            gc.collect()
+        async with await _connect(cluster) as again:
+            assert await again.get(key) == 1
+    run(main())
+
+
+def test_a_connection_dropped_with_a_get_in_flight_still_answers_it(run, cluster, key):
+    """The last reference goes away in the get's own callback, inside
+    libcouchbase: the instance is destroyed after that call returned."""
+    async def main():
+        acb = await _connect(cluster)
+        await acb.set(key, "answered")
+        pending = acb.get(key)
+        alive = weakref.ref(acb)
+        with warnings.catch_warnings():
+            # (a recorded warning would keep the connection alive as its source)
+            warnings.simplefilter("ignore", ResourceWarning)
+            del acb
+            gc.collect()
+            assert alive() is not None  # the get in flight keeps it
+            assert await pending == "answered"
+            assert alive() is None  # freed by the get's callback
+        await asyncio.sleep(0.05)  # the deferred destroy runs
+        async with await _connect(cluster) as again:
+            assert await again.get(key) == "answered"
     run(main())

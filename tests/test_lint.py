@@ -28,7 +28,8 @@ def test_cython_lint():
 
 
 def test_mypy_on_the_stubs_and_typed_modules():
-    _run(sys.executable, "-m", "mypy", "couchbase/_lcb.pyi", "couchbase/result.py", "couchbase/exceptions.py")
+    _run(sys.executable, "-m", "mypy", "couchbase/_lcb.pyi", "couchbase/result.py", "couchbase/exceptions.py",
+         "couchbase/aio.py")
 
 
 def test_shellcheck():
