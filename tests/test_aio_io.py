@@ -388,3 +388,36 @@ def test_a_connection_dropped_with_a_get_in_flight_still_answers_it(run, cluster
         async with await _connect(cluster) as again:
             assert await again.get(key) == "answered"
     run(main())
+
+
+def test_large_values_fill_the_socket_and_still_go_out(run, faults, key):
+    """Values larger than the socket buffer: libcouchbase's write finds the
+    socket full and the plugin waits for it to drain (add_writer)."""
+    values = {f"{key}:{i}": bytes([65 + i]) * (3 * 1024 * 1024) for i in range(6)}
+
+    async def main():
+        async with await _connect(faults, timeout=10) as acb:
+            await asyncio.gather(*[acb.set(k, v, format=FMT_PLAIN) for k, v in values.items()])
+            got = await asyncio.gather(*[acb.get(k) for k in values])
+            assert got == list(values.values())
+    run(main())
+
+
+def test_a_large_store_to_a_node_that_stopped_reading_times_out(run, faults, key):
+    async def main():
+        async with await _connect(faults, timeout=0.5) as acb:
+            await acb.set(key, "small")
+            faults.stall(True)
+            with pytest.raises((TimeoutError, NetworkError)):
+                await acb.set(key + ":huge", b"z" * (8 * 1024 * 1024), format=FMT_PLAIN)
+            faults.stall(False)
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    await acb.set(key + ":after", b"ok", format=FMT_PLAIN)
+                    break
+                except (TimeoutError, NetworkError):
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+            assert await acb.get(key + ":after") == b"ok"
+    run(main())
