@@ -69,6 +69,7 @@ cdef class _LoopIO:
     cdef int depth            # nesting of calls into libcouchbase
     cdef bint writes_scheduled
     cdef list timers          # heap of (deadline, generation, _LoopTimer)
+    cdef Py_ssize_t compact_at  # the heap's length that triggers dropping stale entries
     cdef unsigned long generations
     cdef object timer_handle  # the loop's TimerHandle for the earliest deadline
     cdef double timer_deadline
@@ -85,6 +86,7 @@ cdef class _LoopIO:
         self.writers = {}
         self.write_ready = []
         self.timers = []
+        self.compact_at = 64
         self.timer_deadline = float("inf")
         self.iops = lcb.lcbpy_loop_iops_new(<void *> self, _loop_get_procs, _loop_iops_destroyed)
         if self.iops == NULL:
@@ -237,25 +239,20 @@ cdef class _LoopIO:
         timer.armed = True
         self.generations += 1
         timer.generation = self.generations
-        if len(self.timers) > 64 and len(self.timers) > 4 * self.armed_timers():
+        if len(self.timers) >= self.compact_at:
             self.compact_timers()
         _heapq.heappush(self.timers, (timer.deadline, timer.generation, timer))
         if timer.deadline < self.timer_deadline:
             self.arm_loop_timer(timer.deadline)
         return 0
 
-    cdef Py_ssize_t armed_timers(self):
-        cdef Py_ssize_t n = 0
-        for entry in self.timers:
-            if (<_LoopTimer> entry[2]).armed and (<_LoopTimer> entry[2]).generation == entry[1]:
-                n += 1
-        return n
-
     cdef int compact_timers(self) except -1:
-        """Drop the entries of cancelled or re-armed timers."""
+        """Drop the entries of cancelled or re-armed timers (libcouchbase
+        re-arms a node's timeout timer about once per operation)."""
         self.timers = [e for e in self.timers
                        if (<_LoopTimer> e[2]).armed and (<_LoopTimer> e[2]).generation == e[1]]
         _heapq.heapify(self.timers)
+        self.compact_at = max(64, 2 * len(self.timers))
         return 0
 
     cdef int arm_loop_timer(self, double deadline) except -1:
