@@ -3,14 +3,15 @@ asyncio loop and on uvloop, beside the sync Connection in the same run.
 
     .venv/bin/python bench/aio_probe.py [--ops 5000] [--rounds 3]
 
-The mock cluster runs in its own process (pinned to another CPU when
-possible); CPU is user+system of this process (resource.getrusage) per
+The mock cluster runs in its own process, pinned to another CPU than this
+one when possible (bench/_common.py); CPU is user+system of this process (resource.getrusage) per
 operation, the best of --rounds. Also prints the event-loop calls the IO
 plugin made per operation.
 """
 
 import argparse
 import asyncio
+import os
 import resource
 import sys
 import time
@@ -81,8 +82,10 @@ def main():
     parser.add_argument("--ops", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    server_cpus, _ = cpu_sets()
+    server_cpus, client_cpus = cpu_sets()
     mock = MockProcess(cpus=server_cpus)
+    if client_cpus is not None:
+        os.sched_setaffinity(0, {int(client_cpus)})
     try:
         print(f"{'client':<28} {'operation':<22} {'CPU µs/op':>10} {'wall µs/op':>11} {'loop calls/op':>14}")
         with Couchbase.connect(mock.host, mock.port, password="", bucket="default") as cb:
