@@ -721,12 +721,22 @@ cdef class _AsyncCore:
             for o in batch:
                 if o.future.done():
                     continue  # cancelled before it was sent: never sent
-                rc = self._schedule(o)
-                if rc == lcb.LCB_SUCCESS:
-                    Py_INCREF(o)  # libcouchbase's reference, dropped by the callback
-                    self._in_flight.add(o)
+                # in flight from here: the callback may come before lcb_get returns
+                Py_INCREF(o)  # libcouchbase's reference, dropped by the callback
+                self._in_flight.add(o)
+                try:
+                    rc = self._schedule(o)
+                except BaseException as e:  # (MemoryError) this operation fails, not the batch
+                    rc = NO_REPLY
+                    error = e
                 else:
-                    o.future.set_exception(_exc.exception_for_status(rc, key=o.key, operation=o.op))
+                    error = None
+                if rc != lcb.LCB_SUCCESS:  # never sent: no callback will come
+                    self._in_flight.discard(o)
+                    Py_DECREF(o)
+                    if error is None:
+                        error = _exc.exception_for_status(rc, key=o.key, operation=o.op)
+                    o.future.set_exception(error)
         finally:
             lcb.lcb_sched_leave(self._instance)
             self._io.leave()
