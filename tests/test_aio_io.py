@@ -299,7 +299,7 @@ def test_connecting_never_blocks_the_loop(run):
     finally:
         silent.close()
     assert 0.8 < elapsed < 5
-    assert len(gaps) > 20 and max(gaps) < 0.25
+    assert len(gaps) > 20 and max(gaps) < 0.5  # a blocked loop: one gap of the whole second
 
 
 def test_unknown_host_raises_connect_error(run):
