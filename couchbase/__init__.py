@@ -8,6 +8,11 @@ with the API of the original ``couchbase`` 0.9 Python client.
 """
 
 import logging
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # the names __getattr__ below provides, for type checkers
+    from couchbase._lcb import Connection, set_json_converters
+    from couchbase.result import Result
 
 __version__ = "0.1.0"
 
@@ -36,8 +41,9 @@ class Couchbase:
     """The entry point of the 0.9 API: ``Couchbase.connect(...)``."""
 
     @staticmethod
-    def connect(host="localhost", port=8091, username=None, password=None, bucket=None,
-                quiet=False, **options):
+    def connect(host: str = "localhost", port: int = 8091, username: Optional[str] = None,
+                password: Optional[str] = None, bucket: Optional[str] = None, quiet: bool = False,
+                **options: Any) -> "Connection":
         """Connect to a bucket and return a :class:`couchbase.libcouchbase.Connection`.
 
         ``password`` and ``bucket`` are required (ArgumentError otherwise);
@@ -45,7 +51,10 @@ class Couchbase:
         (HTTP) port. Raises BucketNotFoundError for a missing bucket, AuthError
         for wrong credentials and ConnectError when the cluster cannot be
         reached. Keyword options are those of Connection (``timeout``,
-        ``connect_timeout``, ``connection_string``, ``default_format``, ...).
+        ``connect_timeout``, ``connection_string``, ``default_format``,
+        ``unpickle``, ...). ``unpickle=False`` (or ``'bytes'``) keeps reads
+        from unpickling values that whoever can write to the bucket stored as
+        pickles; the default, as in 0.9, unpickles them.
 
         Example::
 
@@ -56,7 +65,7 @@ class Couchbase:
         return Connection(host, port, username, password, bucket, quiet, **options)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # The compiled module is imported on first use, so that pure-Python parts
     # (couchbase.mock, couchbase.exceptions) import without it.
     if name in ("Connection", "set_json_converters"):

@@ -79,6 +79,7 @@ cdef class _LoopIO:
     # the instance's logger: libcouchbase may log until it is done with the
     # plugin, so it is freed with it
     cdef lcb.lcb_LOGGER *logger
+    cdef tuple secrets        # the logger's cookie
 
     def __cinit__(self, loop):
         self.loop = loop
@@ -496,6 +497,8 @@ cdef class _AsyncCore:
     cdef lcb.lcb_CMDGET *_get_cmd  # reused by every get
     cdef bint _iops_adopted   # libcouchbase owns the plugin's iops (its destructor frees them)
     cdef int _default_format
+    cdef int _pickles         # PickleMode: what get does with a value stored as a pickle
+    cdef tuple _secrets       # every form of every secret given (redacted from messages)
     cdef readonly object host
     cdef readonly object port
     cdef readonly object bucket
@@ -538,10 +541,10 @@ cdef class _AsyncCore:
             self._io.free_logger()
             Py_DECREF(self._io)
 
-    def _start(self, loop, dict options, str connection_string, str password):
+    def _start(self, loop, dict options, str connection_string):
         """Create the instance and start its bootstrap; returns the Future of
         the bootstrap. ``options`` come from _connect_options; the connection
-        string has numeric addresses only (see couchbase.aio)."""
+        string is options' connstr with numeric addresses only (see couchbase.aio)."""
         cdef lcb.lcb_CREATEOPTS *createopts = NULL
         cdef lcb.lcb_STATUS rc
         if self._state != AIO_NEW:
@@ -554,14 +557,19 @@ cdef class _AsyncCore:
         self.username = options["username"]
         self.quiet = options["quiet"]
         self._default_format = options["default_format"]
+        self._pickles = options["pickles"]
+        self._secrets = options["secrets"]
         self.connection_string = options["connection_string"]
         cdef bytes connstr = connection_string.encode("utf-8")
         cdef bytes user = self.username.encode("utf-8")
-        cdef bytes pw = password.encode("utf-8")
+        cdef bytes pw = (<str> options["password"]).encode("utf-8")
         cdef bytes bucket = self.bucket.encode("utf-8")
         self._io = _LoopIO(loop)
+        self._io.secrets = self._secrets
         _update_log_severity()
-        self._setup(lcb.lcb_logger_create(&self._io.logger, NULL))
+        # the log callback reads the secrets to redact through the logger's
+        # cookie; the plugin keeps them as long as the logger
+        self._setup(lcb.lcb_logger_create(&self._io.logger, <void *> self._io.secrets))
         self._setup(lcb.lcb_logger_callback(self._io.logger, _on_log))
         self._setup(lcb.lcb_cmdget_create(&self._get_cmd))
         self._setup(lcb.lcb_createopts_create(&createopts, lcb.LCB_TYPE_BUCKET))
@@ -583,7 +591,7 @@ cdef class _AsyncCore:
             self._setup(rc)
         self._state = AIO_CONNECTING
         lcb.lcb_set_cookie(self._instance, <void *> self)
-        given = _connstr_options(self.connection_string)
+        given = _connstr_options(connection_string)
         for name, value in options["settings"].items():
             if name not in given:
                 self._setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
@@ -615,7 +623,7 @@ cdef class _AsyncCore:
         return 0
 
     cdef object _connect_error(self, lcb.lcb_STATUS rc):
-        return _bootstrap_error(rc, self.bucket, self.host, self.port, self.connection_string)
+        return _bootstrap_error(rc, self.bucket, self.host, self.port, self.connection_string, self._secrets)
 
     cdef int _bootstrap_done(self, lcb.lcb_STATUS rc) except -1:
         if self._state == AIO_CONNECTING and rc == lcb.LCB_SUCCESS:
@@ -659,6 +667,7 @@ cdef class _AsyncCore:
     cdef _AioOp _new_op(self, str op, object key, AioKind kind):
         cdef Py_ssize_t n
         self._check_usable(op)
+        key = _exact_key(key, op)
         _key_ptr(key, &n, op)  # a bad key raises here, before anything is queued
         cdef _AioOp o = _AioOp.__new__(_AioOp)
         o.core = self
@@ -874,7 +883,7 @@ cdef void _aio_on_get(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESP
     result = error = None
     try:
         try:
-            result = _reply(&slot, o.key, o.op, REPLY_VALUE, o.quiet, o.extended, o.fmt)
+            result = _reply(&slot, o.key, o.op, REPLY_VALUE, o.quiet, o.extended, o.fmt, o.core._pickles)
         except BaseException as e:
             error = e
         o.core._answered(o, result, error)
@@ -897,7 +906,7 @@ cdef void _aio_on_store(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RE
     result = error = None
     try:
         try:
-            result = _reply(&slot, o.key, o.op, REPLY_CAS, False, False, None)
+            result = _reply(&slot, o.key, o.op, REPLY_CAS, False, False, None, o.core._pickles)
         except BaseException as e:
             error = e
         o.core._answered(o, result, error)
@@ -928,58 +937,89 @@ cdef void _aio_on_destroyed(const void *cookie) noexcept with gil:
 
 # -- what both drivers share ----------------------------------------------------
 
-def _bootstrap_error(lcb.lcb_STATUS rc, str bucket, host, port, str connection_string):
+def _bootstrap_error(lcb.lcb_STATUS rc, str bucket, host, port, str connection_string, tuple secrets):
     """A bootstrap failure, in the classes the 0.9 client raised (not raised),
-    naming the bucket and where it was looked for."""
-    where = f"{host}:{port}" if host is not None else connection_string
+    naming the bucket and where it was looked for, secrets redacted."""
     err = _exc.exception_for_status(rc, operation="connect")
     if not isinstance(err, (_exc.AuthError, _exc.BucketNotFoundError, _exc.ConnectError,
                             _exc.ArgumentError)):
         err = _exc.ConnectError(err.msg, error=rc, operation="connect")
-    err.msg = f"bucket {bucket!r} at {where}: {err.msg}"
+    where = f"{host}:{port}" if host is not None else connection_string
+    err.msg = _exc.redact(f"bucket {bucket!r} at {where}: {err.msg}", secrets)
     return err
 
 
 def _connect_options(host="localhost", port=8091, username=None, password=None, bucket=None,
                      quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0,
-                     default_format=FMT_JSON, enable_tracing=False, enable_operation_metrics=False):
+                     default_format=FMT_JSON, enable_tracing=False, enable_operation_metrics=False,
+                     unpickle=True):
     """Check a connection's arguments (ArgumentError for any bad one) and
-    return what opening it needs: a dict of host, port, bucket, username,
-    quiet, default_format, connection_string and the libcouchbase settings."""
-    if bucket is None or bucket == "":
+    return what opening it needs, for both drivers: a dict of bucket,
+    username, host, port, quiet, default_format, pickles, password, secrets
+    (every form of every secret given, redacted from messages and log lines),
+    connstr (for libcouchbase), connection_string (shown, redacted) and the
+    libcouchbase settings."""
+    if bucket is None or (type(bucket) is str and not bucket):
         raise _exc.ArgumentError("a bucket name is required (bucket=...)", operation="connect")
-    if password is None:
-        raise _exc.ArgumentError(
-            f"a password is required to connect to bucket {bucket!r} (use '' for an open bucket)",
-            operation="connect")
-    for name, value in (("bucket", bucket), ("password", password), ("username", username),
-                        ("host", host)):
-        if value is not None and not isinstance(value, str):
-            raise _exc.ArgumentError(f"{name} must be a str, not {type(value).__name__}",
-                                     operation="connect")
-    for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-        if type(value) is bool or not isinstance(value, (int, float)) or not value > 0:
-            raise _exc.ArgumentError(f"{name} must be a positive number of seconds, not {value!r}",
-                                     operation="connect")
+    bucket = _check_text("bucket", bucket)
+    if not bucket:
+        raise _exc.ArgumentError("a bucket name is required (bucket=...)", operation="connect")
+    if password is not None:
+        password = _check_text("password", password, secret=True)
+    if username is not None:
+        username = _check_text("username", username)
+    cdef uint32_t timeout_us = _check_timeout("timeout", timeout)
+    cdef uint32_t connect_timeout_us = _check_timeout("connect_timeout", connect_timeout)
     fmt = _check_format(default_format, "connect")
+    pickles = _check_unpickle(unpickle)
+    quiet = _check_flag(quiet, "quiet", "connect")
+    enable_tracing = _check_flag(enable_tracing, "enable_tracing", "connect")
+    enable_operation_metrics = _check_flag(enable_operation_metrics, "enable_operation_metrics",
+                                           "connect")
     if connection_string is not None:
         host = port = None  # the connection string names the nodes
+        connection_string = _check_text("connection_string", connection_string, secret=True)
+        connection_string, user_in_url, password_in_url = _split_userinfo(connection_string)
+        if username is None:
+            username = user_in_url
+        if not password and password_in_url is not None:
+            password = password_in_url
     else:
-        if not host:
+        password_in_url = None
+        if host is None or (type(host) is str and not host):
             raise _exc.ArgumentError("a host is required (or a connection_string)", operation="connect")
-        if not isinstance(port, int) or type(port) is bool or not 0 < port < 65536:
-            raise _exc.ArgumentError(f"port must be an int from 1 to 65535, not {port!r}",
+        host = _check_text("host", host)
+        if not _HOST_RE.fullmatch(host):
+            raise _exc.ArgumentError(f"host {_exc.safe_repr(host)} is not a host name or IP address "
+                                     f"(give other nodes and options in connection_string)",
                                      operation="connect")
-        connection_string = f"couchbase://{_host_for_connstr(host)}:{port}=http/{bucket}"
-    if not isinstance(connection_string, str):
-        raise _exc.ArgumentError("connection_string must be a str", operation="connect")
+        if not isinstance(port, int) or type(port) is bool or not 0 < int.__int__(port) < 65536:
+            raise _exc.ArgumentError(f"port must be an int from 1 to 65535, not {_exc.safe_repr(port)}",
+                                     operation="connect")
+        port = int.__int__(port)
+        connection_string = (f"couchbase://{_host_for_connstr(host)}:{port}=http/"
+                             f"{_quote(bucket, safe='')}")
+    options = _connstr_query(connection_string)
+    _check_time_options(options)
+    query_passwords = [value for name, value in options if name in ("password", "pass")]
+    if password is None:
+        if not query_passwords:
+            raise _exc.ArgumentError(
+                f"a password is required to connect to bucket {bucket!r} (use '' for an open bucket)",
+                operation="connect")
+        password = ""
+    # every form of every secret given, redacted from messages and log lines
+    secrets = tuple(form for secret in [password, password_in_url] + query_passwords
+                    for form in _exc.secret_forms(secret))
     return {
-        "host": host, "port": port, "bucket": bucket,
-        "username": username if username is not None else bucket,
-        "quiet": bool(quiet), "default_format": fmt, "connection_string": connection_string,
+        "bucket": bucket, "username": username if username is not None else bucket,
+        "host": host, "port": port, "quiet": quiet, "default_format": fmt, "pickles": pickles,
+        "password": password, "secrets": secrets,
+        "connstr": connection_string,  # what libcouchbase is given
+        "connection_string": _exc.redact(connection_string, secrets),  # what is shown
         "settings": {
-            "operation_timeout": f"{float(timeout):g}",
-            "config_total_timeout": f"{float(connect_timeout):g}",
+            "operation_timeout": f"{timeout_us}us",
+            "config_total_timeout": f"{connect_timeout_us}us",
             "enable_tracing": "true" if enable_tracing else "false",
             "enable_operation_metrics": "true" if enable_operation_metrics else "false",
             # The 0.9 API has no collections: every key is in the bucket's default

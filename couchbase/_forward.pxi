@@ -26,12 +26,36 @@
 # what is left once its instance is destroyed (_drop_forwards).
 #
 # Plain gets: a 24-byte header and the key, copied by libcouchbase into its
-# network buffer (nothing to keep alive); the reply is parsed here. Only where
-# replies cannot be compressed (snappy not negotiated) and keys carry no
-# collection ID.
+# network buffer (nothing to keep alive); the reply is parsed here, checked
+# against the bytes libcouchbase read (a reply is input). Only where replies
+# cannot be compressed (snappy not negotiated) and keys carry no collection ID.
+#
+# Either packet only where it fits libcouchbase's widths (FORWARD_MAX_HEAD,
+# FORWARD_MAX_PACKET below): longer keys take libcouchbase's own commands.
 #
 # Neither is used with tracing or operation metrics on: libcouchbase traces and
 # times only its own commands.
+
+
+# libcouchbase's widths on the forwarding path (src/mc/forward.c, mcreq.c of
+# 3.3.4), each checked before a packet is handed over; what does not fit takes
+# libcouchbase's own command path. The binding sends no framing extras
+# (REQUEST_MAGIC), so a packet's head is its header, extras and key.
+cdef enum:
+    # mcreq_reserve_header(..., uint8_t hdrsize): a head that is copied
+    # (LCB_KV_COPY, or split over buffers) is reserved with an 8-bit size, so
+    # a longer one wraps: too few bytes reach the socket, the rest of the head
+    # is written past the reservation, and the server reads the following
+    # bytes of the stream as part of this request (a get of a 232-byte key).
+    FORWARD_MAX_HEAD = 0xFF
+# mc_forward_packet adds the 24-byte header to the 32-bit body length in an
+# `unsigned`: a whole packet must stay within 32 bits.
+cdef uint64_t FORWARD_MAX_PACKET = 0xFFFFFFFF
+
+
+cdef inline bint _fits_forwarding(size_t nhead, size_t nvalue) noexcept nogil:
+    """Whether a packet of this head and value fits every width above."""
+    return nhead <= FORWARD_MAX_HEAD and nvalue <= FORWARD_MAX_PACKET - nhead
 
 
 cdef struct Forward:
@@ -42,7 +66,7 @@ cdef struct Forward:
     bint flushed         # libcouchbase is done with head and value
     uint8_t opcode
     lcb.lcb_IOV iov[2]   # the head, then the value
-    char head[24 + 8 + 250]  # header, extras (flags, expiry), key (MAX_KEY_LEN)
+    char head[FORWARD_MAX_HEAD]  # header, extras (flags, expiry), key
     Forward *next        # the Connection's list of Forwards not yet freed
     Forward **pprev
 
@@ -75,6 +99,7 @@ cdef void _drop_forwards(Forward **head) noexcept:
 
 # memcached binary protocol
 cdef uint8_t REQUEST_MAGIC = 0x80
+cdef uint8_t RESPONSE_MAGIC = 0x81
 cdef uint8_t ALT_RESPONSE_MAGIC = 0x18  # a reply with framing extras
 cdef uint8_t DATATYPE_SNAPPY = 0x02
 cdef uint8_t OP_GET = 0x00
@@ -83,9 +108,7 @@ cdef uint8_t OP_ADD = 0x02
 cdef uint8_t OP_REPLACE = 0x03
 cdef uint8_t OP_APPEND = 0x0E
 cdef uint8_t OP_PREPEND = 0x0F
-
-# a packet's length fields are 32 bits; larger values take libcouchbase's path
-cdef size_t FORWARD_MAX_VALUE = 0x7FFF0000
+cdef uint8_t OP_STAT = 0x10
 
 
 cdef uint8_t _store_opcode(lcb.lcb_STORE_OPERATION operation) noexcept:
@@ -139,20 +162,29 @@ cdef size_t _put_request_head(char *head, uint8_t opcode, uint8_t extlen, const 
     return 24 + extlen + slot.nkey
 
 
+cdef inline uint8_t _store_extlen(uint8_t opcode) noexcept nogil:
+    """A store's extras: flags and expiry, none for append and prepend."""
+    return 0 if opcode == OP_APPEND or opcode == OP_PREPEND else 8
+
+
 cdef inline bint _forwards(const StoreSpec *spec, const Slot *slot) noexcept nogil:
-    return spec.forward and LARGE_VALUE <= slot.ndata <= FORWARD_MAX_VALUE
+    return (spec.forward and slot.ndata >= LARGE_VALUE
+            and _fits_forwarding(24 + _store_extlen(spec.opcode) + slot.nkey, slot.ndata))
+
+
+cdef inline bint _forwards_get(const Slot *slot) noexcept nogil:
+    return _fits_forwarding(24 + slot.nkey, 0)
 
 
 cdef lcb.lcb_STATUS _forward(lcb.lcb_INSTANCE *instance, Slot *slot, const StoreSpec *spec,
                              PyObject *value, Forward **forwards) noexcept nogil:
     """Schedule one large store as a packet built here, its value sent from
-    `value` (which slot.data points into), and list it in `forwards`. On
-    failure nothing was scheduled."""
+    `value` (which slot.data points into), and list it in `forwards`; only for
+    a slot that _forwards accepts. On failure nothing was scheduled."""
     cdef Forward *fwd = <Forward *> calloc(1, sizeof(Forward))
     cdef lcb.lcb_CMDPKTFWD cmd
     cdef lcb.lcb_STATUS rc
-    cdef bint concat = spec.opcode == OP_APPEND or spec.opcode == OP_PREPEND
-    cdef uint8_t extlen = 0 if concat else 8
+    cdef uint8_t extlen = _store_extlen(spec.opcode)
     cdef char *head
     if fwd == NULL:
         return lcb.LCB_ERR_NO_MEMORY
@@ -213,19 +245,65 @@ cdef lcb.lcb_STATUS _reply_status(lcb.lcb_INSTANCE *instance, uint16_t status, u
     return lcb.lcb_errmap_default(instance, status)
 
 
-cdef const uint8_t *_read_reply(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
-                                const lcb.lcb_PKTFWDRESP *resp, uint8_t opcode) noexcept nogil:
+cdef struct ForwardedReply:
+    # a reply's parts, each checked against the bytes libcouchbase read
+    const uint8_t *header
+    const char *body      # after the header: framing extras, extras, key, value
+    size_t framing, extlen, keylen, bodylen
+
+
+cdef inline size_t _reply_keylen(const uint8_t *header) noexcept nogil:
+    """The key length as libcouchbase reads it (one byte after framing extras)."""
+    if header[0] == ALT_RESPONSE_MAGIC:
+        return header[3]
+    return <size_t> _get_be(header + 2, 2)
+
+
+cdef inline bint _kept_in_flight(const lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
+    """libcouchbase keeps a packet waiting after a STAT reply with a key (one
+    of a stat's many replies) and calls back again for it: only the last call
+    counts. No forwarded command is a STAT, so such a reply is the server's
+    error; the command ends with the next reply or its timeout."""
+    return resp.header != NULL and resp.header[1] == OP_STAT and _reply_keylen(resp.header) != 0
+
+
+cdef bint _parse_reply(const lcb.lcb_PKTFWDRESP *resp, uint8_t opcode, ForwardedReply *reply) noexcept nogil:
+    """Split a reply to a forwarded `opcode` into its parts; False if it is
+    not a well-formed reply to it (magic, opcode, lengths that overrun the
+    body, a body longer than what was read)."""
+    cdef const uint8_t *header = resp.header
+    if header == NULL or resp.nitems < 1 or resp.iovs == NULL or header[1] != opcode:
+        return False
+    if header[0] == ALT_RESPONSE_MAGIC:
+        reply.framing = header[2]
+    elif header[0] == RESPONSE_MAGIC:
+        reply.framing = 0
+    else:
+        return False
+    reply.header = header
+    reply.keylen = _reply_keylen(header)
+    reply.extlen = header[4]
+    reply.bodylen = <size_t> _get_be(header + 8, 4)
+    if (reply.framing + reply.extlen + reply.keylen > reply.bodylen
+            or resp.iovs[0].iov_len < 24 + reply.bodylen):
+        return False
+    reply.body = <const char *> resp.iovs[0].iov_base + 24
+    return True
+
+
+cdef bint _read_reply(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
+                      const lcb.lcb_PKTFWDRESP *resp, uint8_t opcode, ForwardedReply *reply) noexcept nogil:
     """Set a slot's status and CAS from a forwarded command's reply, or from
-    libcouchbase's error for it; returns the reply's header (NULL: none)."""
+    libcouchbase's error for it; True if the reply is there to read."""
     if err != lcb.LCB_SUCCESS:
         slot.rc = err
-        return NULL
-    if resp.header == NULL:
-        slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
-        return NULL
-    slot.rc = _reply_status(instance, <uint16_t> _get_be(resp.header + 6, 2), opcode)
-    slot.cas = _get_be(resp.header + 16, 8)
-    return resp.header
+        return False
+    if not _parse_reply(resp, opcode, reply):
+        slot.rc = lcb.LCB_ERR_PROTOCOL_ERROR
+        return False
+    slot.rc = _reply_status(instance, <uint16_t> _get_be(reply.header + 6, 2), opcode)
+    slot.cas = _get_be(reply.header + 16, 8)
+    return True
 
 
 cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_STATUS err,
@@ -236,9 +314,10 @@ cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_
         return
     cdef Forward *fwd = <Forward *> cookie
     cdef Slot *slot = fwd.slot
-    if slot == NULL:
+    cdef ForwardedReply reply
+    if slot == NULL or (err == lcb.LCB_SUCCESS and _kept_in_flight(resp)):
         return
-    _read_reply(instance, slot, err, resp, fwd.opcode)
+    _read_reply(instance, slot, err, resp, fwd.opcode, &reply)
     fwd.slot = NULL
     if fwd.flushed:
         _unlink_and_free(fwd)
@@ -271,8 +350,9 @@ cdef void _free_adopted(Forward *fwd) noexcept with gil:
 
 
 cdef lcb.lcb_STATUS _forward_get(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogil:
-    """Schedule a plain get as a packet built here (libcouchbase copies it)."""
-    cdef char packet[24 + 250]  # header, key (MAX_KEY_LEN)
+    """Schedule a plain get as a packet built here (libcouchbase copies it);
+    only for a slot that _forwards_get accepts."""
+    cdef char packet[FORWARD_MAX_HEAD]  # header, key (_forwards_get)
     cdef lcb.lcb_CMDPKTFWD cmd
     memset(&cmd, 0, sizeof(cmd))
     cmd.vb.vtype = lcb.LCB_KV_COPY
@@ -284,24 +364,29 @@ cdef lcb.lcb_STATUS _forward_get(lcb.lcb_INSTANCE *instance, Slot *slot) noexcep
 cdef void _on_forwarded_get(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
                             lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
     """Take status, CAS, flags and value out of a get's reply."""
-    cdef const uint8_t *header = _read_reply(instance, slot, err, resp, OP_GET)
-    cdef const char *body
-    cdef size_t framing, extlen, keylen, bodylen, skip
-    if header != NULL:
-        slot.datatype = header[5]
-    if header != NULL and slot.rc == lcb.LCB_SUCCESS:
-        if header[0] == ALT_RESPONSE_MAGIC:
-            framing, keylen = header[2], header[3]
-        else:
-            framing, keylen = 0, <size_t> _get_be(header + 2, 2)
-        extlen = header[4]
-        bodylen = <size_t> _get_be(header + 8, 4)
-        skip = framing + extlen + keylen
-        if (resp.nitems < 1 or extlen < 4 or skip > bodylen or resp.iovs[0].iov_len < 24 + bodylen
-                or slot.datatype & DATATYPE_SNAPPY):
-            slot.rc = lcb.LCB_ERR_KVENGINE_INVALID_PACKET
-        else:
-            body = <const char *> resp.iovs[0].iov_base + 24
-            slot.flags = <uint32_t> _get_be(<const uint8_t *> body + framing, 4)
-            _keep_value(slot, body + skip, bodylen - skip)
+    cdef ForwardedReply reply
+    cdef size_t skip
+    if err == lcb.LCB_SUCCESS and _kept_in_flight(resp):
+        return
+    if _read_reply(instance, slot, err, resp, OP_GET, &reply):
+        slot.datatype = reply.header[5]
+        if slot.rc == lcb.LCB_SUCCESS:
+            # a found item's reply: its 4-byte flags as extras, no key (a
+            # GET's reply never carries one), an uncompressed value
+            if reply.extlen != 4 or reply.keylen != 0 or slot.datatype & DATATYPE_SNAPPY:
+                slot.rc = lcb.LCB_ERR_PROTOCOL_ERROR
+            else:
+                skip = reply.framing + 4
+                slot.flags = <uint32_t> _get_be(<const uint8_t *> reply.body + reply.framing, 4)
+                _keep_value(slot, reply.body + skip, reply.bodylen - skip)
     _answered(instance, slot)
+
+
+# For the tests of the limits: the widths above and the check made with them.
+_FORWARD_MAX_HEAD = FORWARD_MAX_HEAD
+_FORWARD_MAX_PACKET = FORWARD_MAX_PACKET
+
+
+def _forwarding_fits(size_t nhead, size_t nvalue):
+    """Whether a packet of this head and value may be built here (testing)."""
+    return _fits_forwarding(nhead, nvalue)

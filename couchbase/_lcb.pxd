@@ -240,11 +240,13 @@ cdef extern from "libcouchbase/error.h" nogil:
     lcb_STATUS LCB_SUCCESS
     lcb_STATUS LCB_ERR_DOCUMENT_NOT_FOUND
     lcb_STATUS LCB_ERR_NO_MEMORY
+    lcb_STATUS LCB_ERR_SDK_INTERNAL
     # what a store's reply status means (see _forward.pxi)
     lcb_STATUS LCB_ERR_DOCUMENT_EXISTS
     lcb_STATUS LCB_ERR_CAS_MISMATCH
     lcb_STATUS LCB_ERR_VALUE_TOO_LARGE
     lcb_STATUS LCB_ERR_KVENGINE_INVALID_PACKET
+    lcb_STATUS LCB_ERR_PROTOCOL_ERROR
     lcb_STATUS LCB_ERR_NOT_STORED
     lcb_STATUS LCB_ERR_DOCUMENT_LOCKED
     lcb_STATUS LCB_ERR_TEMPORARY_FAILURE
@@ -357,6 +359,86 @@ cdef extern from "libcouchbase/iops.h" nogil:
         void *event
     int lcbpy_waker_start(lcbpy_WAKER *waker, lcb_io_opt_t io, lcb_INSTANCE *instance, int sock)
     void lcbpy_waker_stop(lcbpy_WAKER *waker)
+
+
+cdef extern from "libcouchbase/iops.h" nogil:
+    # Which IO table opened each socket descriptor, so that a forked child can
+    # close the descriptors of the instances it inherited from its parent
+    # (close(2) only: the parent's sockets stay open in the parent). The select
+    # plugin's procedures are wrapped before lcb_create, as iops.h documents
+    # for monkey-patching; descriptors from LCBPY_TRACKED_FDS on are not
+    # tracked. Entries change only in the thread running that table's loop.
+    """
+    #ifndef _WIN32
+    #include <unistd.h>
+    #endif
+    #define LCBPY_TRACKED_FDS 65536
+    static lcb_io_opt_t lcbpy_fd_owner[LCBPY_TRACKED_FDS];
+    static lcb_io_procs_fn lcbpy_plugin_get_procs;
+    static lcb_ioE_socket_fn lcbpy_plugin_socket;
+    static lcb_ioE_close_fn lcbpy_plugin_close;
+
+    static lcb_socket_t lcbpy_tracked_socket(lcb_io_opt_t io, int domain, int type, int protocol)
+    {
+        lcb_socket_t sock = lcbpy_plugin_socket(io, domain, type, protocol);
+        if ((size_t)sock < LCBPY_TRACKED_FDS) {
+            lcbpy_fd_owner[(size_t)sock] = io;
+        }
+        return sock;
+    }
+
+    static void lcbpy_tracked_close(lcb_io_opt_t io, lcb_socket_t sock)
+    {
+        if ((size_t)sock < LCBPY_TRACKED_FDS && lcbpy_fd_owner[(size_t)sock] == io) {
+            lcbpy_fd_owner[(size_t)sock] = NULL;  /* before: the number may be reused at once */
+        }
+        lcbpy_plugin_close(io, sock);
+    }
+
+    static void lcbpy_tracking_get_procs(int version, lcb_loop_procs *loop, lcb_timer_procs *timer,
+                                         lcb_bsd_procs *bsd, lcb_ev_procs *ev,
+                                         lcb_completion_procs *completion, lcb_iomodel_t *model)
+    {
+        lcbpy_plugin_get_procs(version, loop, timer, bsd, ev, completion, model);
+        if (bsd->socket0 != lcbpy_tracked_socket) {
+            lcbpy_plugin_socket = bsd->socket0;
+            lcbpy_plugin_close = bsd->close;
+        }
+        bsd->socket0 = lcbpy_tracked_socket;
+        bsd->close = lcbpy_tracked_close;
+    }
+
+    static void lcbpy_track_sockets(lcb_io_opt_t io)
+    {
+        lcb_io_procs_fn *get_procs;
+        if (io->version == 3) {
+            get_procs = &io->v.v3.get_procs;
+        } else if (io->version == 2) {
+            get_procs = &io->v.v2.get_procs;
+        } else {
+            return;  /* no such table from the select plugin: its descriptors stay untracked */
+        }
+        if (*get_procs != lcbpy_tracking_get_procs) {
+            lcbpy_plugin_get_procs = *get_procs;  /* the same select plugin for every table */
+            *get_procs = lcbpy_tracking_get_procs;
+        }
+    }
+
+    static void lcbpy_close_sockets_of(lcb_io_opt_t io)
+    {
+    #ifndef _WIN32
+        size_t fd;
+        for (fd = 0; fd < LCBPY_TRACKED_FDS; fd++) {
+            if (lcbpy_fd_owner[fd] == io) {
+                lcbpy_fd_owner[fd] = NULL;
+                close((int)fd);
+            }
+        }
+    #endif
+    }
+    """
+    void lcbpy_track_sockets(lcb_io_opt_t io)
+    void lcbpy_close_sockets_of(lcb_io_opt_t io)
 
 
 cdef extern from "<stdarg.h>" nogil:

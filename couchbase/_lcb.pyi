@@ -18,6 +18,12 @@ def set_json_converters(
 ) -> tuple[Callable[[Any], bytes | str], Callable[[bytes], Any]]: ...
 def libcouchbase_version() -> tuple[str, int]: ...
 
+# the built-packet path's limits, for its tests
+_FORWARD_MAX_HEAD: int
+_FORWARD_MAX_PACKET: int
+
+def _forwarding_fits(nhead: int, nvalue: int) -> bool: ...
+
 class Connection:
     host: str | None
     port: int | None
@@ -28,6 +34,8 @@ class Connection:
     default_format: int
     @property
     def closed(self) -> bool: ...
+    @property
+    def unpickle(self) -> bool | Literal["bytes"]: ...
     def __init__(
         self,
         host: str = ...,
@@ -43,6 +51,7 @@ class Connection:
         default_format: int = ...,
         enable_tracing: bool = ...,
         enable_operation_metrics: bool = ...,
+        unpickle: bool | Literal["bytes"] = ...,
     ) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Connection: ...
@@ -217,7 +226,7 @@ class _AsyncCore:
     @property
     def loop_calls(self) -> int: ...
     def _start(
-        self, loop: asyncio.AbstractEventLoop, options: dict[str, Any], connection_string: str, password: str
+        self, loop: asyncio.AbstractEventLoop, options: dict[str, Any], connection_string: str
     ) -> asyncio.Future[None]: ...
     def get(
         self, key: Key, extended: bool = ..., format: int | None = ..., quiet: bool | None = ...
@@ -228,7 +237,7 @@ class _AsyncCore:
     def close(self) -> asyncio.Future[None]: ...
 
 def _bootstrap_error(
-    rc: int, bucket: str, host: str | None, port: int | None, connection_string: str
+    rc: int, bucket: str, host: str | None, port: int | None, connection_string: str, secrets: tuple[str, ...]
 ) -> Exception: ...
 def _connect_options(*args: Any, **kwargs: Any) -> dict[str, Any]:
     """Connection.__init__'s arguments, checked, as what opening a connection needs."""

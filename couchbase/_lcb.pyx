@@ -1,4 +1,4 @@
-# cython: language_level=3, binding=False, embedsignature=True
+# cython: language_level=3, binding=False, embedsignature=True, embedsignature.format=clinic
 """The compiled core of couchbase-lcb: a Connection over one libcouchbase instance.
 
 How a call runs: the keys and values are checked and encoded first (bad input
@@ -16,7 +16,6 @@ from cpython.pythread cimport (
 )
 from cpython.list cimport PyList_GET_ITEM
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF, Py_XINCREF
-from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
@@ -24,9 +23,13 @@ from libc.string cimport memcpy, memset
 from couchbase cimport _lcb as lcb
 
 import logging
+import os
 import pickle
+import re
 import socket
 import warnings
+from urllib.parse import quote as _quote
+from urllib.parse import unquote as _unquote
 
 from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN
 from couchbase import exceptions as _exc
@@ -48,6 +51,21 @@ include "_forward.pxi"
 include "_logging.pxi"
 
 
+# Bumped in every child that os.fork() makes (multiprocessing's fork start
+# method and servers that fork workers included): a Connection opened under an
+# older generation belongs to the parent process (see Connection._follow_fork).
+cdef int _process_generation = 0
+
+
+def _forked():
+    global _process_generation
+    _process_generation += 1
+
+
+if hasattr(os, "register_at_fork"):  # POSIX: every platform that has fork()
+    os.register_at_fork(after_in_child=_forked)
+
+
 cdef int _check_rc(lcb.lcb_STATUS rc, str op, object key=None) except -1:
     """The one gate from a libcouchbase status to an exception."""
     if rc != lcb.LCB_SUCCESS:
@@ -63,12 +81,13 @@ cdef enum Reply:
     REPLY_VALUE      # get/lock: the decoded value (a Result when extended)
 
 
-cdef object _reply(Slot *slot, object key, str op, Reply kind, bint quiet, bint extended, object fmt):
+cdef object _reply(Slot *slot, object key, str op, Reply kind, bint quiet, bint extended, object fmt,
+                   int pickles):
     """One key's result, or its exception raised."""
     cdef lcb.lcb_STATUS rc = slot.rc
     if rc == lcb.LCB_SUCCESS:
         if kind == REPLY_VALUE:
-            value = _decode(slot, fmt, key, op)
+            value = _decode(slot, fmt, key, op, pickles)
             return Result(value, slot.flags, slot.cas) if extended else value
         if kind == REPLY_CAS:
             return slot.cas
@@ -85,19 +104,19 @@ cdef object _reply(Slot *slot, object key, str op, Reply kind, bint quiet, bint 
 
 
 cdef object _collect(_Slots slots, str op, Reply kind, bint multi, bint quiet=False,
-                     bint extended=False, object fmt=None, bint as_list=False):
+                     bint extended=False, object fmt=None, bint as_list=False, int pickles=PICKLE_LOAD):
     """The Python results of a call: one value, or per key a dict (a list for
     a plain multi-get). Every key is looked at first; then the first failure
     is raised with all per-key results (values and exceptions) attached."""
     cdef Py_ssize_t i
     cdef list keys = slots.keys
     if not multi:
-        return _reply(&slots.slots[0], keys[0], op, kind, quiet, extended, fmt)
+        return _reply(&slots.slots[0], keys[0], op, kind, quiet, extended, fmt, pickles)
     cdef list values = []
     first_error = None
     for i in range(slots.n):
         try:
-            value = _reply(&slots.slots[i], keys[i], op, kind, quiet, extended, fmt)
+            value = _reply(&slots.slots[i], keys[i], op, kind, quiet, extended, fmt, pickles)
         except _exc.CouchbaseError as e:
             if first_error is None:
                 first_error = e
@@ -115,19 +134,88 @@ cdef str _host_for_connstr(str host):
     return host
 
 
-cdef set _connstr_options(str connstr):
-    """The option names already present in a connection string's query."""
-    cdef set names = set()
+cdef list _connstr_query(str connstr):
+    """The (name, value) options of a connection string's query, URL-decoded
+    as libcouchbase decodes them."""
+    cdef list pairs = []
     if "?" in connstr:
         for part in connstr.split("?", 1)[1].split("&"):
             if part:
-                names.add(part.split("=", 1)[0])
-    return names
+                name, _, value = part.partition("=")
+                pairs.append((_unquote(name), _unquote(value)))
+    return pairs
 
 
+cdef set _connstr_options(str connstr):
+    """The option names already present in a connection string's query."""
+    return {name for name, _ in _connstr_query(connstr)}
+
+
+cdef tuple _split_userinfo(str connstr):
+    """(connection string without user information, user, password) for
+    ``scheme://user:password@host...`` (user and password URL-decoded; None
+    when absent). libcouchbase does not read user information: it would take
+    it for a host name, and log it. Host and bucket names never contain '@',
+    so the user information ends at the last '@' before the options."""
+    scheme, sep, rest = connstr.partition("://")
+    if not sep:
+        scheme, rest = "", connstr
+    before_options, question, options = rest.partition("?")
+    if "@" not in before_options:
+        return connstr, None, None
+    userinfo, _, hosts = before_options.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return (scheme + sep + hosts + question + options, _unquote(user) if user else None,
+            _unquote(password) if colon else None)
+
+
+cdef str _check_text(str name, object value, bint secret=False, str op="connect"):
+    """A str argument of connect that libcouchbase can take: encodable as
+    UTF-8 and without NUL (libcouchbase would cut it there). A secret is
+    never shown."""
+    if not isinstance(value, str):
+        raise _exc.ArgumentError(f"{name} must be a str, not {type(value).__name__}", operation=op)
+    value = str.__str__(value)  # an exact str: no method of a subclass runs later
+    shown = "" if secret else f" {_exc.safe_repr(value)}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _exc.ArgumentError(
+            f"{name}{shown} cannot be encoded as UTF-8 (a lone surrogate at position {e.start})",
+            operation=op) from None
+    if "\0" in value:
+        raise _exc.ArgumentError(f"{name}{shown} contains a NUL character", operation=op)
+    return value
+
+
+cdef object _HOST_RE = re.compile(r"[A-Za-z0-9._%:\[\]-]+")
+
+
+cdef uint32_t _check_timeout(str name, object value) except 0:
+    """A timeout in seconds as libcouchbase's microseconds (a uint32: 1 us to
+    about 71.6 minutes)."""
+    seconds = _exact_number(value)
+    if seconds is None or not (seconds > 0) or seconds != seconds:
+        raise _exc.ArgumentError(f"{name} must be a positive number of seconds, not {_exc.safe_repr(value)}",
+                                 operation="connect")
+    us = round(seconds * 1e6) if seconds < 1e10 else MAX_TIMEOUT_US + 1
+    if not 1 <= us <= MAX_TIMEOUT_US:
+        raise _exc.ArgumentError(
+            f"{name} must be from 0.000001 to {MAX_TIMEOUT_US / 1e6} seconds (libcouchbase counts "
+            f"microseconds in 32 bits), not {_exc.safe_repr(value)}", operation="connect")
+    return <uint32_t> us
+
+
+# The docstring opens with the constructor's signature in Argument Clinic form,
+# which inspect.signature reads (tests/test_typing.py holds it to the stub).
 @cython.final
 cdef class Connection:
-    """A connection to one Couchbase bucket.
+    """Connection(host='localhost', port=8091, username=None, password=None, bucket=None,
+    quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0, default_format=0,
+    enable_tracing=False, enable_operation_metrics=False, unpickle=True)
+--
+
+    A connection to one Couchbase bucket.
 
     Normally made with :meth:`couchbase.Couchbase.connect`; takes the same
     arguments: ``Connection(host='localhost', port=8091, username=None,
@@ -136,9 +224,28 @@ cdef class Connection:
 
     - ``connection_string``: a full libcouchbase connection string
       (``couchbase://h1,h2/bucket?opt=val``); host and port are then ignored.
+      It may carry the credentials, as ``couchbase://user:password@h1/...``
+      (URL-encoded; the arguments win when given) or as a ``password=``
+      option (used when ``password`` is None or ''). The
+      ``connection_string`` attribute shows it with every password replaced
+      by ``***``; no password, however given, appears in an exception, a repr
+      or a libcouchbase log line.
     - ``timeout``: the operation timeout in seconds (default 2.5).
     - ``connect_timeout``: the bootstrap timeout in seconds (default 10).
+      Both are finite numbers from 0.000001 to 4294.967295 (libcouchbase
+      keeps microseconds in 32 bits); anything else raises ArgumentError, as
+      does a time option of ``connection_string`` beyond that range.
     - ``default_format``: FMT_JSON (default), FMT_PICKLE or FMT_PLAIN.
+      FMT_JSON refuses NaN and Infinity (ValueFormatError): they are not JSON.
+    - ``unpickle``: what reading does with a value stored as a pickle (format
+      flags FMT_PICKLE, or the common "private" flags other SDKs write).
+      ``True`` (default, as the 0.9 client): unpickle it. Unpickling runs
+      code chosen by whoever wrote the value, so this is safe only when
+      everyone who can write to the bucket is trusted. ``False``: raise
+      ValueFormatError for that key (naming it; a multi-get still returns
+      the other keys in ``all_results``). ``'bytes'``: return the pickled
+      bytes undecoded. ``get(key, format=FMT_PLAIN)`` always returns the
+      stored bytes; ``format=FMT_PICKLE`` follows this option too.
     - ``enable_tracing``, ``enable_operation_metrics``: libcouchbase's threshold
       tracer and operation metrics; off by default because they cost more CPU
       per operation than the rest of the client.
@@ -150,9 +257,17 @@ cdef class Connection:
     the CPU of libcouchbase's own path).
 
     One Connection may be shared by threads: their calls are pipelined over its
-    sockets, and the GIL is released while libcouchbase waits on the network. It may not be
-    shared across ``os.fork()``: it would share its sockets with the parent;
-    open a new one in the child.
+    sockets, and the GIL is released while libcouchbase waits on the network.
+
+    It survives ``os.fork()`` (forking servers, multiprocessing's fork start
+    method): the child's first call on an inherited open Connection opens a
+    connection of the child's own, with the same settings and credentials,
+    and never touches the parent's sockets, locks or calls in flight, so
+    neither process sees the other's replies and the parent is unaffected.
+    If that reopening fails, the call raises ConnectError saying so, and the
+    Connection stays closed in the child. The child closes its copies of the
+    parent's sockets (the parent's stay open) when it first uses or closes
+    the Connection.
     """
 
     cdef lcb.lcb_INSTANCE *_instance
@@ -169,57 +284,77 @@ cdef class Connection:
     cdef bint _forward_large  # large stores skip libcouchbase's copies (_forward.pxi)
     cdef bint _forward_gets   # plain gets skip libcouchbase's command layer (_forward.pxi)
     cdef Forward *_forwards   # large stores' packets not yet freed (_forward.pxi)
+    cdef int _generation  # the _process_generation the instance was opened in
+    # what reopening in a forked child takes; never shown (see _follow_fork)
+    cdef str _password
+    cdef dict _settings
+    cdef str _closed_reason  # why the connection is closed, if not by close()
     cdef readonly object host
     cdef readonly object port
     cdef readonly object bucket
     cdef readonly object username
-    cdef readonly str connection_string
+    cdef readonly str connection_string  # redacted: no password
+    cdef str _connstr  # what libcouchbase is given
+    cdef tuple _secrets  # secret_forms of every password given; never changed once set
+    cdef int _pickles  # PickleMode: what get does with a value stored as a pickle
     cdef public bint quiet
 
     def __cinit__(self, *args, **kwargs):
         self._instance = NULL
         self._io = NULL
         self._lcb_logger = NULL
+        self._secrets = ()
         self._pending = []
         self._in_flight = []
         self._wake_in = self._wake_out = None
+        self._generation = _process_generation
         self._lock = PyThread_allocate_lock()
         if self._lock == NULL:
             raise MemoryError()
 
     def __init__(self, host="localhost", port=8091, username=None, password=None, bucket=None,
                  quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0,
-                 default_format=FMT_JSON, enable_tracing=False, enable_operation_metrics=False):
+                 default_format=FMT_JSON, enable_tracing=False, enable_operation_metrics=False,
+                 unpickle=True):
         if self._instance != NULL:
             raise _exc.ArgumentError("Connection is already initialised")
         options = _connect_options(host, port, username, password, bucket, quiet,
                                    connection_string=connection_string, timeout=timeout,
                                    connect_timeout=connect_timeout, default_format=default_format,
                                    enable_tracing=enable_tracing,
-                                   enable_operation_metrics=enable_operation_metrics)
+                                   enable_operation_metrics=enable_operation_metrics, unpickle=unpickle)
         self._default_format = options["default_format"]
+        self._pickles = options["pickles"]
         self.quiet = options["quiet"]
+        self._secrets = options["secrets"]
         self.bucket = options["bucket"]
         self.username = options["username"]
         self.host = options["host"]
         self.port = options["port"]
+        self._connstr = options["connstr"]
         self.connection_string = options["connection_string"]
-        self._open(password, options["settings"])
+        self._password = options["password"]
+        self._settings = options["settings"]
+        self._open()
 
-    cdef _open(self, str password, dict settings):
+    cdef _open(self):
         cdef lcb.lcb_CREATEOPTS *options = NULL
         cdef lcb.lcb_STATUS rc
-        cdef bytes connstr = self.connection_string.encode("utf-8")
+        cdef bytes connstr = self._connstr.encode("utf-8")
         cdef bytes user = self.username.encode("utf-8")
-        cdef bytes pw = password.encode("utf-8")
+        cdef bytes pw = self._password.encode("utf-8")
         cdef bytes bucket = self.bucket.encode("utf-8")
 
+        self._generation = _process_generation
+
         _update_log_severity()
-        self._check_setup(lcb.lcb_logger_create(&self._lcb_logger, NULL))
+        # the log callback reads the secrets to redact through the logger's cookie
+        self._check_setup(lcb.lcb_logger_create(&self._lcb_logger, <void *> self._secrets))
         self._check_setup(lcb.lcb_logger_callback(self._lcb_logger, _on_log))
         # The select loop costs least for a blocking client; a libevent plugin,
         # if installed, would otherwise become libcouchbase's default.
         self._check_setup(lcb.lcbpy_create_select_io(&self._io))
+        lcb.lcbpy_track_sockets(self._io)  # a forked child closes what it inherited
         self._check_setup(lcb.lcb_createopts_create(&options, lcb.LCB_TYPE_BUCKET))
         try:
             self._check_setup(lcb.lcb_createopts_connstr(options, connstr, len(connstr)))
@@ -235,8 +370,8 @@ cdef class Connection:
             self._release()
             raise self._connect_error(rc)
 
-        given = _connstr_options(self.connection_string)
-        for name, value in settings.items():
+        given = _connstr_options(self._connstr)
+        for name, value in self._settings.items():
             if name not in given:
                 self._check_setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
 
@@ -290,7 +425,8 @@ cdef class Connection:
 
     cdef object _connect_error(self, lcb.lcb_STATUS rc):
         """Bootstrap failures, in the classes the 0.9 client raised."""
-        return _bootstrap_error(rc, self.bucket, self.host, self.port, self.connection_string)
+        return _bootstrap_error(rc, self.bucket, self.host, self.port, self.connection_string,
+                                self._secrets)
 
     cdef int _start_waker(self) except -1:
         """Watch one end of a socket pair in the instance's event loop (see
@@ -307,15 +443,13 @@ cdef class Connection:
         return 0
 
     cdef void _release(self) noexcept:
-        """Destroy the libcouchbase instance and what it uses."""
+        """Destroy the libcouchbase instance and what it uses (one inherited
+        from the parent process is only let go of: see _follow_fork)."""
+        if self._generation != _process_generation:
+            self._let_go_of_parents()
+            return
         lcb.lcbpy_waker_stop(&self._waker)
-        if self._wake_in is not None:
-            try:
-                self._wake_in.close()
-                self._wake_out.close()
-            except BaseException:
-                pass
-            self._wake_in = self._wake_out = None
+        self._close_waker_sockets()
         if self._instance != NULL:
             lcb.lcb_destroy(self._instance)
             self._instance = NULL
@@ -326,6 +460,15 @@ cdef class Connection:
         if self._lcb_logger != NULL:
             lcb.lcb_logger_destroy(self._lcb_logger)
             self._lcb_logger = NULL
+
+    cdef void _close_waker_sockets(self) noexcept:
+        if self._wake_in is not None:
+            try:
+                self._wake_in.close()
+                self._wake_out.close()
+            except BaseException:
+                pass
+            self._wake_in = self._wake_out = None
 
     def __dealloc__(self):
         self._release()
@@ -372,12 +515,79 @@ cdef class Connection:
     cdef int _check_open(self, str op) except -1:
         if self._instance == NULL:
             raise _exc.ConnectError(
-                f"the connection to bucket {self.bucket!r} is closed; open a new Connection",
+                f"the connection to bucket {self.bucket!r} is closed"
+                f"{self._closed_reason or ''}; open a new Connection",
                 operation=op)
         return 0
 
+    # -- fork: a Connection inherited by a child process ----------------------
+    #
+    # Everything the parent's Connection holds belongs to the parent: its
+    # libcouchbase instance (sockets, packets in flight, the event loop state
+    # of a thread that was waiting in it), its lock and its queues (threads
+    # that do not exist in the child may have held the one and filled the
+    # others). The child lets go of all of it without touching it: destroying
+    # the instance would write to or shut down sockets the parent still uses
+    # (a TLS close alert, say), and libcouchbase 3.3.4 crashes destroying an
+    # instance with forwarded packets in flight. The child closes only its
+    # copies of the instance's socket descriptors (lcbpy_close_sockets_of; a
+    # descriptor is shared with the parent's until both closed it, so the
+    # parent's sockets stay open). What stays behind is the instance's memory,
+    # shared with the parent until either writes to it, never freed (so its
+    # address is never reused): once per fork per Connection. The child then
+    # opens an instance of its own with the same settings and credentials.
+
+    cdef int _follow_fork(self, str op) except -1:
+        """First use of the Connection in a forked child: let go of the
+        parent's instance, and open the child's own if the parent's was open."""
+        cdef PyThread_type_lock lock = PyThread_allocate_lock()
+        if lock == NULL:
+            raise MemoryError()
+        cdef bint reopen = self._instance != NULL and op != "close"
+        # Until the reopening is done, the child's other threads queue their
+        # calls behind the fresh lock, held here (nothing above or here lets
+        # another thread run in between).
+        PyThread_acquire_lock(lock, NOWAIT_LOCK)
+        self._lock = lock  # the parent's may be held by a thread not in this process: left as it is
+        self._let_go_of_parents()
+        try:
+            if reopen:
+                try:
+                    self._open()
+                except _exc.CouchbaseError as e:
+                    self._closed_reason = f" (it could not be reopened after os.fork(): {e.msg})"
+                    raise _exc.ConnectError(
+                        f"could not reopen the connection to bucket {self.bucket!r} in this process "
+                        f"after os.fork(): {e.msg}", error=e.error, operation=op) from None
+        finally:
+            self._release_lead()
+        return 0
+
+    cdef void _let_go_of_parents(self) noexcept:
+        """Forget the parent's instance, calls and waker without touching
+        them (see above); the Connection is then closed in this process."""
+        cdef _Slots call
+        self._generation = _process_generation
+        for call in self._pending:
+            call.wake = NULL  # a lock a thread of the parent sleeps on: never freed here
+        for call in self._in_flight:
+            call.wake = NULL
+        self._pending = []
+        self._in_flight = []
+        self._loop_running = self._loop_woken = False
+        self._instance = NULL
+        if self._io != NULL:
+            lcb.lcbpy_close_sockets_of(self._io)  # this process's descriptors only, as below
+            self._io = NULL
+        self._lcb_logger = NULL
+        self._forwards = NULL
+        self._waker.event = NULL
+        self._close_waker_sockets()  # this process's descriptors only: the parent keeps its own
+
     cdef int _run(self, Command *cmd, _Slots call, str op) except -1:
         """Have cmd sent once per slot of call, and every reply received."""
+        if self._generation != _process_generation:
+            self._follow_fork(op)
         call.cmd = <void *> cmd
         call.kind = _command_kind(cmd)
         self._pending.append(call)
@@ -446,7 +656,7 @@ cdef class Connection:
         return 0
 
     cdef int _drain(self) except -1:
-        """Finish every call in flight (before close, or an exclusive command)."""
+        """Finish every call in flight (before close)."""
         while self._in_flight:
             self._pump()
         return 0
@@ -455,6 +665,8 @@ cdef class Connection:
 
     def close(self):
         """Close the connection. Idempotent; later calls raise ConnectError."""
+        if self._generation != _process_generation:
+            self._follow_fork("close")  # in a forked child: the parent's connection stays open
         self._acquire()
         try:
             if self._instance != NULL:
@@ -467,6 +679,12 @@ cdef class Connection:
     def closed(self):
         """True once close() was called."""
         return self._instance == NULL
+
+    @property
+    def unpickle(self):
+        """What reading does with a pickled value: True (unpickle), False
+        (raise ValueFormatError) or 'bytes' (return the pickled bytes)."""
+        return {PICKLE_LOAD: True, PICKLE_REFUSE: False, PICKLE_BYTES: "bytes"}[self._pickles]
 
     @property
     def default_format(self):
@@ -508,15 +726,17 @@ cdef class Connection:
             value, flags, cas = cb.get('key', extended=True)
         """
         if format is not None:
-            _check_format(format, "get")
+            format = _check_format(format, "get")
+        cdef bint extended_result = _check_flag(extended, "extended", "get")
+        cdef bint quiet_miss = self.quiet if quiet is None else _check_flag(quiet, "quiet", "get")
         cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], "get")
+        cdef _Slots slots = _new_slots(_key_list(keys, "get") if multi else [keys], "get")
         if ttl is None:
             self._get(slots, "get", False, 0, 0)
         else:
             self._get(slots, "get", True, _check_ttl(ttl, "get"), 0)
-        return _collect(slots, "get", REPLY_VALUE, multi, self.quiet if quiet is None else quiet,
-                        extended, format, not extended)
+        return _collect(slots, "get", REPLY_VALUE, multi, quiet_miss, extended_result, format,
+                        not extended_result, self._pickles)
 
     def lock(self, keys, ttl):
         """Get and lock one or several keys for ``ttl`` seconds (1 to 30).
@@ -535,9 +755,9 @@ cdef class Connection:
         if lock_time == 0 or lock_time > 30:
             raise _exc.ArgumentError(f"ttl must be from 1 to 30 seconds, not {ttl!r}", operation="lock")
         cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], "lock")
+        cdef _Slots slots = _new_slots(_key_list(keys, "lock") if multi else [keys], "lock")
         self._get(slots, "lock", False, 0, lock_time)
-        return _collect(slots, "lock", REPLY_VALUE, multi, False, True)
+        return _collect(slots, "lock", REPLY_VALUE, multi, False, True, None, False, self._pickles)
 
     cdef int _get(self, _Slots slots, str op, bint touch, uint32_t expiry, uint32_t lock_time) except -1:
         slots.forward_get = self._forward_gets and not touch and not lock_time
@@ -602,7 +822,7 @@ cdef class Connection:
                 raise _exc.ArgumentError("a CAS cannot be given with a dict of several keys", operation=op)
             if value is not None:
                 raise _exc.ArgumentError("with a dict of key -> value, give no separate value", operation=op)
-            items = list((<dict> key).items())
+            items = _dict_items(key, op)
         else:
             items = [(key, value)]
         cdef _Slots slots = _new_slots([k for k, _ in items], op)
@@ -654,21 +874,27 @@ cdef class Connection:
             cb.delete('key')
             cb.delete({'key1': cas1, 'key2': cas2})
         """
+        cdef bint quiet_miss = self.quiet if quiet is None else _check_flag(quiet, "quiet", "delete")
         cdef bint multi = _is_multi(keys)
         cdef list cas_values
+        cdef list key_list
         if isinstance(keys, dict):
-            if cas:
+            if _check_cas(cas, "delete"):
                 raise _exc.ArgumentError("give CAS values in the dict, not as cas=", operation="delete")
-            cas_values = [_check_cas(c, "delete", k) for k, c in keys.items()]
+            pairs = _dict_items(keys, "delete")
+            key_list = [k for k, _ in pairs]
+            cas_values = [_check_cas(c, "delete", k) for k, c in pairs]
         elif multi:
-            if cas:
+            if _check_cas(cas, "delete"):
                 raise _exc.ArgumentError("a CAS cannot be given with a list of keys; "
                                          "use a dict of key -> CAS",
                                          operation="delete")
-            cas_values = [0] * len(keys)
+            key_list = _key_list(keys, "delete")
+            cas_values = [0] * len(key_list)
         else:
+            key_list = [keys]
             cas_values = [_check_cas(cas, "delete", keys)]
-        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], "delete")
+        cdef _Slots slots = _new_slots(key_list, "delete")
         slots.set_cas(cas_values)
         cdef lcb.lcb_CMDREMOVE *cmd = NULL
         _check_rc(lcb.lcb_cmdremove_create(&cmd), "delete")
@@ -676,7 +902,7 @@ cdef class Connection:
             self._run(cmd, slots, "delete")
         finally:
             _destroy(cmd)
-        return _collect(slots, "delete", REPLY_TRUE, multi, self.quiet if quiet is None else quiet)
+        return _collect(slots, "delete", REPLY_TRUE, multi, quiet_miss)
 
     # -- touch / unlock -----------------------------------------------------------
 
@@ -690,7 +916,7 @@ cdef class Connection:
         """
         cdef uint32_t expiry = _check_ttl(ttl, "touch")
         cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], "touch")
+        cdef _Slots slots = _new_slots(_key_list(keys, "touch") if multi else [keys], "touch")
         cdef lcb.lcb_CMDTOUCH *cmd = NULL
         _check_rc(lcb.lcb_cmdtouch_create(&cmd), "touch")
         try:
@@ -711,10 +937,10 @@ cdef class Connection:
             cb.unlock('key', result.cas)
         """
         cdef bint multi = isinstance(key, dict)
-        cdef list pairs = list(key.items()) if multi else [(key, cas)]
+        cdef list pairs = _dict_items(key, "unlock") if multi else [(key, cas)]
         cdef list cas_values = []
         for k, c in pairs:
-            if c is None or c == 0:
+            if _check_cas(c, "unlock", k) == 0:
                 raise _exc.ArgumentError("the CAS returned by lock() is required", key=k, operation="unlock")
             cas_values.append(_check_cas(c, "unlock", k))
         cdef _Slots slots = _new_slots([k for k, _ in pairs], "unlock")
@@ -755,7 +981,8 @@ cdef class Connection:
         return self._counter("decr", keys, amount, initial, ttl, extended, -1)
 
     cdef object _counter(self, str op, object keys, object amount, object initial, object ttl,
-                         bint extended, int sign):
+                         object extended, int sign):
+        cdef bint extended_result = _check_flag(extended, "extended", op)
         cdef uint64_t delta = _check_u64(amount, "amount", op)
         if delta > 0x7FFFFFFFFFFFFFFF:
             raise _exc.ArgumentError(f"amount must be below 2**63, not {amount!r}", operation=op)
@@ -766,7 +993,7 @@ cdef class Connection:
             raise _exc.ArgumentError("a ttl takes effect only with initial= (when the counter is created)",
                                      operation=op)
         cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _new_slots(list(keys) if multi else [keys], op)
+        cdef _Slots slots = _new_slots(_key_list(keys, op) if multi else [keys], op)
         cdef lcb.lcb_CMDCOUNTER *cmd = NULL
         _check_rc(lcb.lcb_cmdcounter_create(&cmd), op)
         try:
@@ -777,7 +1004,7 @@ cdef class Connection:
             self._run(cmd, slots, op)
         finally:
             _destroy(cmd)
-        return _collect(slots, op, REPLY_COUNTER, multi, False, extended)
+        return _collect(slots, op, REPLY_COUNTER, multi, False, extended_result)
 
     # -- stats ---------------------------------------------------------------------
 
@@ -796,43 +1023,21 @@ cdef class Connection:
             names = [""]
         elif isinstance(stats, str):
             names = [stats]
-        elif isinstance(stats, (list, tuple)) and all(isinstance(g, str) for g in stats):
-            names = list(stats)
+        elif isinstance(stats, (list, tuple)):
+            names = _key_list(stats, "stats")
         else:
-            raise _exc.ArgumentError(f"give a group name or a list of names, not {stats!r}",
+            raise _exc.ArgumentError(f"give a group name or a list of names, not {_exc.safe_repr(stats)}",
                                      operation="stats")
-        cdef list groups = [name.encode("utf-8") for name in names]
-        cdef _StatsCollector collector = _StatsCollector()
+        cdef list groups = [_check_text("a stats group", name, False, "stats").encode("utf-8")
+                            for name in names]
+        cdef _Slots slots = _new_stats_slots(groups)
         cdef lcb.lcb_CMDSTATS *cmd = NULL
-        cdef lcb.lcb_STATUS rc = lcb.LCB_SUCCESS
-        cdef bytes group
         _check_rc(lcb.lcb_cmdstats_create(&cmd), "stats")
         try:
-            self._acquire()
-            try:
-                self._check_open("stats")
-                self._drain()  # stats replies are counted by the loop running dry
-                lcb.lcb_sched_enter(self._instance)
-                for group in groups:
-                    lcb.lcb_cmdstats_key(cmd, group, len(group))
-                    rc = lcb.lcb_stats(self._instance, <void *> collector, cmd)
-                    if rc != lcb.LCB_SUCCESS:
-                        break
-                if rc == lcb.LCB_SUCCESS:
-                    lcb.lcb_sched_leave(self._instance)
-                    with nogil:
-                        lcb.lcb_wait(self._instance, lcb.LCB_WAIT_NOCHECK)
-                else:
-                    lcb.lcb_sched_fail(self._instance)
-            finally:
-                self._release_lead()
+            self._run(cmd, slots, "stats")
         finally:
-            lcb.lcb_cmdstats_destroy(cmd)
-        _check_rc(rc, "stats")
-        if collector.error is not None:
-            raise collector.error
-        _check_rc(collector.rc, "stats")
-        return collector.stats
+            _destroy(cmd)
+        return _stats_result(slots)
 
 
 def libcouchbase_version():

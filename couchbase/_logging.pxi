@@ -27,16 +27,36 @@ cdef int _update_log_severity() except -1:
 cdef void _on_log(const lcb.lcb_LOGGER *procs, uint64_t iid, const char *subsys,
                   lcb.lcb_LOG_SEVERITY severity, const char *srcfile, int srcline,
                   const char *fmt, lcb.va_list ap) noexcept nogil:
-    cdef char buf[1024]
+    cdef char buf[4096]
+    cdef void *secrets = NULL
     if <int> severity < _log_min_severity:
         return
-    lcb.vsnprintf(buf, sizeof(buf), fmt, ap)
-    _forward_log(iid, subsys, severity, buf)
+    cdef int n = lcb.vsnprintf(buf, sizeof(buf), fmt, ap)
+    lcb.lcb_logger_cookie(procs, &secrets)
+    _forward_log(iid, subsys, severity, buf, n >= <int> sizeof(buf), secrets)
 
 
-cdef void _forward_log(uint64_t iid, const char *subsys, int severity, const char *msg) noexcept with gil:
+cdef void _forward_log(uint64_t iid, const char *subsys, int severity, const char *msg, bint truncated,
+                       void *secrets) noexcept with gil:
+    # secrets: the Connection's tuple of secret_forms (the logger's cookie),
+    # which lives as long as the logger
     try:
+        known = <tuple> secrets if secrets != NULL else ()
+        text = _redact_log_line(msg.decode("utf-8", "replace"), known, truncated)
         _logger.log(_SEVERITY_TO_LEVEL.get(severity, logging.WARNING), "[%d] (%s) %s",
-                    iid, subsys.decode("utf-8", "replace"), msg.decode("utf-8", "replace"))
+                    iid, subsys.decode("utf-8", "replace"), text)
     except BaseException:
         pass  # logging must never break an operation
+
+
+cdef str _redact_log_line(str text, tuple secrets, bint truncated):
+    """A log line with the Connection's secrets and any password option
+    redacted; a line cut short also loses a trailing start of a secret."""
+    if truncated:
+        for secret in secrets:
+            for n in range(len(secret) - 1, 0, -1):
+                if text.endswith(secret[:n]):
+                    text = text[:-n]
+                    break
+        text += "..."
+    return _exc.redact(text, secrets)

@@ -19,7 +19,9 @@ cdef struct Slot:
     uint64_t counter
     char *value            # a get's value: malloc'd copy of a small one...
     size_t nvalue
-    PyObject *large        # ...or a large one, already as bytes (owned reference)
+    # ...or a large one, already as bytes; for stats, the group's dict
+    # stat name -> {node: value} (owned reference)
+    PyObject *large
 
 
 # A packet sent through libcouchbase's packet-forward API (_forward.pxi) has
@@ -102,9 +104,11 @@ cdef class _Slots:
         return 0
 
 
-cdef _Slots _new_slots(list keys, str op):
+cdef _Slots _new_call(list keys):
+    """A call with one slot per key, waiting for every reply; the caller
+    points each slot at its key."""
     cdef _Slots call = _Slots.__new__(_Slots)
-    cdef Py_ssize_t i, nkey
+    cdef Py_ssize_t i
     call.keys = keys
     call.n = len(keys)
     call.unanswered = <int> call.n
@@ -115,11 +119,32 @@ cdef _Slots _new_slots(list keys, str op):
         if call.slots == NULL:
             raise MemoryError()
     for i in range(call.n):
-        call.slots[i].key = _key_ptr(keys[i], &nkey, op)
-        call.slots[i].nkey = <size_t> nkey
         call.slots[i].kind = COOKIE_SLOT
         call.slots[i].rc = NO_REPLY
         call.slots[i].unanswered = &call.unanswered
+    return call
+
+
+cdef _Slots _new_slots(list keys, str op):
+    cdef Py_ssize_t i, nkey
+    for k in keys:
+        if type(k) is not str and type(k) is not bytes:
+            keys = [_exact_key(k, op) for k in keys]  # (the common case needs no copy)
+            break
+    cdef _Slots call = _new_call(keys)
+    for i in range(call.n):
+        call.slots[i].key = _key_ptr(keys[i], &nkey, op)
+        call.slots[i].nkey = <size_t> nkey
+    return call
+
+
+cdef _Slots _new_stats_slots(list groups):
+    """A stats call: one slot per group name (bytes; empty: the default group)."""
+    cdef _Slots call = _new_call(groups)
+    cdef Py_ssize_t i
+    for i in range(call.n):
+        call.slots[i].key = PyBytes_AS_STRING(groups[i])
+        call.slots[i].nkey = <size_t> PyBytes_GET_SIZE(groups[i])
     return call
 
 
@@ -169,6 +194,7 @@ ctypedef fused Command:
     lcb.lcb_CMDCOUNTER
     lcb.lcb_CMDTOUCH
     lcb.lcb_CMDUNLOCK
+    lcb.lcb_CMDSTATS
 
 
 cdef inline lcb.lcb_STATUS _schedule(lcb.lcb_INSTANCE *instance, Command *cmd, Slot *slot) noexcept nogil:
@@ -191,10 +217,14 @@ cdef inline lcb.lcb_STATUS _schedule(lcb.lcb_INSTANCE *instance, Command *cmd, S
     elif Command is lcb.lcb_CMDTOUCH:
         lcb.lcb_cmdtouch_key(cmd, slot.key, slot.nkey)
         return lcb.lcb_touch(instance, slot, cmd)
-    else:
+    elif Command is lcb.lcb_CMDUNLOCK:
         lcb.lcb_cmdunlock_key(cmd, slot.key, slot.nkey)
         lcb.lcb_cmdunlock_cas(cmd, slot.cas)
         return lcb.lcb_unlock(instance, slot, cmd)
+    else:
+        # one STAT packet per node; a final reply once every node answered
+        lcb.lcb_cmdstats_key(cmd, slot.key, slot.nkey)
+        return lcb.lcb_stats(instance, slot, cmd)
 
 
 cdef enum CommandKind:
@@ -204,6 +234,7 @@ cdef enum CommandKind:
     CMD_COUNTER
     CMD_TOUCH
     CMD_UNLOCK
+    CMD_STATS
 
 
 cdef inline CommandKind _command_kind(Command *cmd) noexcept nogil:
@@ -217,8 +248,10 @@ cdef inline CommandKind _command_kind(Command *cmd) noexcept nogil:
         return CMD_COUNTER
     elif Command is lcb.lcb_CMDTOUCH:
         return CMD_TOUCH
-    else:
+    elif Command is lcb.lcb_CMDUNLOCK:
         return CMD_UNLOCK
+    else:
+        return CMD_STATS
 
 
 cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forwards) noexcept:
@@ -229,7 +262,7 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forw
     for i in range(call.n):
         slot = &call.slots[i]
         if call.kind == CMD_GET:
-            if call.forward_get and _forward_get(instance, slot) == lcb.LCB_SUCCESS:
+            if call.forward_get and _forwards_get(slot) and _forward_get(instance, slot) == lcb.LCB_SUCCESS:
                 continue  # else libcouchbase's own get
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDGET *> call.cmd, slot))
         elif call.kind == CMD_STORE:
@@ -244,8 +277,10 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forw
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDCOUNTER *> call.cmd, slot))
         elif call.kind == CMD_TOUCH:
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDTOUCH *> call.cmd, slot))
-        else:
+        elif call.kind == CMD_UNLOCK:
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDUNLOCK *> call.cmd, slot))
+        else:
+            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDSTATS *> call.cmd, slot))
 
 
 cdef lcb.lcb_STATUS _store_command(lcb.lcb_CMDSTORE **cmd, lcb.lcb_STORE_OPERATION operation,
@@ -274,8 +309,10 @@ cdef inline void _destroy(Command *cmd) noexcept nogil:
         lcb.lcb_cmdcounter_destroy(cmd)
     elif Command is lcb.lcb_CMDTOUCH:
         lcb.lcb_cmdtouch_destroy(cmd)
-    else:
+    elif Command is lcb.lcb_CMDUNLOCK:
         lcb.lcb_cmdunlock_destroy(cmd)
+    else:
+        lcb.lcb_cmdstats_destroy(cmd)
 
 
 cdef void _on_get(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
@@ -376,51 +413,62 @@ cdef void _on_unlock(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPB
         _answered(instance, slot)
 
 
-@cython.final
-cdef class _StatsCollector:
-    """Gathers STAT replies: stat name -> {server: value}. Stats are rare, so
-    their callback takes the GIL and builds Python objects directly."""
-    cdef dict stats
-    cdef lcb.lcb_STATUS rc
-    cdef object error
-
-    def __cinit__(self):
-        self.stats = {}
-        self.rc = lcb.LCB_SUCCESS
-        self.error = None
-
-
 cdef void _on_stats(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept with gil:
+    """One stat of one node for a group's slot, or the group's final reply
+    (the only one without a server: libcouchbase sends it once every node
+    answered, failed or timed out). Stats are rare, so this callback takes the
+    GIL and builds the group's dict directly."""
     cdef const lcb.lcb_RESPSTATS *resp = <const lcb.lcb_RESPSTATS *> rb
-    cdef void *cookie = NULL
+    cdef Slot *slot = NULL
     cdef const char *key = NULL
     cdef const char *value = NULL
     cdef const char *server = NULL
     cdef size_t nkey = 0, nvalue = 0, nserver = 0
-    cdef _StatsCollector collector
-    cdef lcb.lcb_STATUS rc
-    lcb.lcb_respstats_cookie(resp, &cookie)
-    if cookie == NULL:
+    cdef lcb.lcb_STATUS rc = lcb.lcb_respstats_status(resp)
+    lcb.lcb_respstats_cookie(resp, <void **> &slot)
+    if slot == NULL:
         return
-    collector = <_StatsCollector> cookie
+    lcb.lcb_respstats_server(resp, &server, &nserver)
+    if server == NULL:
+        if slot.rc == NO_REPLY:  # else keep the failure met while gathering
+            slot.rc = rc
+        _answered(instance, slot)
+        return
+    lcb.lcb_respstats_key(resp, &key, &nkey)
+    if rc != lcb.LCB_SUCCESS or key == NULL or nkey == 0 or slot.rc != NO_REPLY:
+        return  # a node's failure or end marker: the final reply reports it
+    lcb.lcb_respstats_value(resp, &value, &nvalue)
     try:
-        rc = lcb.lcb_respstats_status(resp)
-        if rc != lcb.LCB_SUCCESS:
-            if collector.rc == lcb.LCB_SUCCESS:
-                collector.rc = rc
-            return
-        lcb.lcb_respstats_key(resp, &key, &nkey)
-        if key == NULL or nkey == 0:
-            return  # the end-of-stats marker of one server
-        lcb.lcb_respstats_value(resp, &value, &nvalue)
-        lcb.lcb_respstats_server(resp, &server, &nserver)
+        if slot.large == NULL:
+            group = {}
+            Py_INCREF(group)
+            slot.large = <PyObject *> group
         name = key[:nkey].decode("utf-8", "replace")
-        node = server[:nserver].decode("utf-8", "replace") if server != NULL else ""
+        node = server[:nserver].decode("utf-8", "replace")
         text = value[:nvalue].decode("utf-8", "replace") if value != NULL else ""
-        collector.stats.setdefault(name, {})[node] = _stat_value(text)
-    except BaseException as e:  # never let an exception cross into C
-        if collector.error is None:
-            collector.error = e
+        (<dict> slot.large).setdefault(name, {})[node] = _stat_value(text)
+    except MemoryError:  # never let an exception cross into C
+        slot.rc = lcb.LCB_ERR_NO_MEMORY
+    except BaseException:
+        slot.rc = lcb.LCB_ERR_SDK_INTERNAL
+
+
+cdef dict _stats_result(_Slots call):
+    """Every group's stats merged: stat name -> {node: value}; the first
+    group that failed raises."""
+    cdef dict stats = {}
+    cdef Py_ssize_t i
+    cdef Slot *slot
+    for i in range(call.n):
+        slot = &call.slots[i]
+        if slot.rc != lcb.LCB_SUCCESS:
+            raise _exc.exception_for_status(slot.rc, operation="stats")
+    for i in range(call.n):
+        slot = &call.slots[i]
+        if slot.large != NULL:
+            for name, nodes in (<dict> slot.large).items():
+                stats.setdefault(name, {}).update(nodes)
+    return stats
 
 
 cdef object _stat_value(str text):

@@ -41,35 +41,39 @@ cdef bytes _encode(object value, int fmt, str op, object key):
     if fmt == _FMT_JSON:
         try:
             data = _json_encode(value)
+            if type(data) is str:
+                data = (<str> data).encode("utf-8")
+            elif type(data) is not bytes:
+                data = bytes(memoryview(data))  # a custom encoder's bytes-like result
         except Exception as e:
             raise _exc.ValueFormatError(
-                f"value of type {type(value).__name__} cannot be encoded as JSON: {e}",
+                f"value of type {type(value).__name__} cannot be encoded as JSON: {_exc.safe_str(e)}",
                 key=key, operation=op) from e
-        if type(data) is str:
-            data = (<str> data).encode("utf-8")
-        elif type(data) is not bytes:
-            data = bytes(data)
         return data
     if fmt == _FMT_PICKLE:
         try:
             return _pickle_dumps(value, _pickle_protocol)
         except Exception as e:
             raise _exc.ValueFormatError(
-                f"value of type {type(value).__name__} cannot be pickled: {e}",
+                f"value of type {type(value).__name__} cannot be pickled: {_exc.safe_str(e)}",
                 key=key, operation=op) from e
-    # FMT_PLAIN: the bytes as given
+    # FMT_PLAIN: the bytes as given (through the buffer: no method of a subclass runs)
     if type(value) is bytes:
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
+        try:
+            return bytes(memoryview(value))
+        except Exception as e:
+            raise _exc.ValueFormatError(f"the bytes of the value cannot be read: {_exc.safe_str(e)}",
+                                        key=key, operation=op) from e
     raise _exc.ValueFormatError(
         f"FMT_PLAIN stores bytes only, not {type(value).__name__}; encode the value first "
         f"or use FMT_JSON / FMT_PICKLE", key=key, operation=op)
 
 
-cdef object _decode(Slot *slot, object fmt_override, object key, str op):
+cdef object _decode(Slot *slot, object fmt_override, object key, str op, int pickles):
     """Turn a stored value back into a Python object, by its flags unless a
-    format is forced."""
+    format is forced; a pickle as the Connection's unpickle= says."""
     cdef uint32_t flags = slot.flags
     cdef int fmt
     if slot.large != NULL:
@@ -100,13 +104,20 @@ cdef object _decode(Slot *slot, object fmt_override, object key, str op):
             return _json_decode(data)
         except Exception as e:
             raise _exc.ValueFormatError(
-                f"the stored value (flags {flags:#x}) is not valid JSON: {e}",
+                f"the stored value (flags {flags:#x}) is not valid JSON: {_exc.safe_str(e)}",
                 key=key, operation=op, cas=slot.cas) from e
+    if pickles == PICKLE_BYTES:
+        return data
+    if pickles == PICKLE_REFUSE:
+        raise _exc.ValueFormatError(
+            f"the stored value (flags {flags:#x}) is a pickle of {len(data)} bytes, and this Connection "
+            f"does not unpickle (unpickle=False): unpickling runs code chosen by whoever wrote the value. "
+            f"get(key, format=FMT_PLAIN) returns its bytes", key=key, operation=op, cas=slot.cas)
     try:
         return _pickle_loads(data)
     except Exception as e:
         raise _exc.ValueFormatError(
-            f"the stored value (flags {flags:#x}) cannot be unpickled: {e}",
+            f"the stored value (flags {flags:#x}) cannot be unpickled: {_exc.safe_str(e)}",
             key=key, operation=op, cas=slot.cas) from e
 
 

@@ -47,7 +47,7 @@ class AsyncConnection(_AsyncCore):
         settings = _connect_options(host, port, username, password, bucket, quiet, **options)
         connstr = await _resolve_hosts(loop, settings)
         self = cls()
-        bootstrapped = self._start(loop, settings, connstr, password)
+        bootstrapped = self._start(loop, settings, connstr)
         try:
             await bootstrapped
         except BaseException:
@@ -66,7 +66,7 @@ async def _resolve_hosts(loop, settings: dict) -> str:
     """The connection string with every host name replaced by its addresses
     (libcouchbase's own resolver would block the loop). A name with several
     addresses becomes several hosts, tried in order as libcouchbase would."""
-    connstr = settings["connection_string"]
+    connstr = settings["connstr"]
     scheme, sep, rest = connstr.partition("://")
     if not sep:
         scheme, rest = "", connstr
@@ -113,7 +113,7 @@ async def _resolve_entry(loop, entry: str, settings: dict) -> list[str]:
         infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as e:
         raise _bootstrap_error(_status.LCB_ERR_UNKNOWN_HOST, settings["bucket"], settings["host"],
-                               settings["port"], settings["connection_string"]) from e
+                               settings["port"], settings["connection_string"], settings["secrets"]) from e
     out = []
     for family, _, _, _, sockaddr in infos:
         address = sockaddr[0]

@@ -21,6 +21,7 @@ of the same name inside this module; the builtin is ``builtins.TimeoutError``.
 """
 
 import re
+import urllib.parse
 from typing import Optional
 
 from . import _status as _s
@@ -86,9 +87,7 @@ class CouchbaseError(Exception):
     """
 
     def __init__(self, msg=None, error=0, key=None, status=None, cas=0, operation=None):
-        if isinstance(msg, str):
-            msg = _redact(msg)
-        super().__init__(*(() if msg is None else (msg,)))
+        super().__init__()
         self.msg = msg
         self.error = error
         self.key = key
@@ -98,6 +97,20 @@ class CouchbaseError(Exception):
         self.all_results = None
 
     @property
+    def msg(self):
+        """The message; secrets in it (connection string passwords) are
+        redacted whenever it is set, so str, repr, args and pickles never
+        carry them."""
+        return self.__dict__.get("_msg")
+
+    @msg.setter
+    def msg(self, value):
+        if isinstance(value, str):
+            value = redact(value)
+        self.__dict__["_msg"] = value
+        self.args = () if value is None else (value,)
+
+    @property
     def error_name(self):
         """libcouchbase's name for ``error``, or None if ``error`` is 0 or
         not a status this module knows."""
@@ -105,8 +118,14 @@ class CouchbaseError(Exception):
         return entry[0] if entry else None
 
     def __str__(self):
+        try:
+            return self._text()
+        except Exception:  # a key or message whose own methods raise
+            return f"{type(self).__name__} (error {self.error!r}; the message could not be formatted)"
+
+    def _text(self):
         if self.msg is not None:
-            text = str(self.msg)
+            text = safe_str(self.msg)
         else:
             text = _describe(self.error, self.operation, self.cas) or _doc_title(type(self))
         details = []
@@ -130,7 +149,8 @@ class CouchbaseError(Exception):
 
     def __repr__(self):
         fields = [
-            f"{name}={getattr(self, name)!r}" for name, default in _FIELDS if getattr(self, name) != default
+            f"{name}={safe_repr(getattr(self, name))}" for name, default in _FIELDS
+            if not _is_default(getattr(self, name), default)
         ]
         return f"{type(self).__name__}({', '.join(fields)})"
 
@@ -139,7 +159,16 @@ class CouchbaseError(Exception):
         # rebuild from the constructor's arguments, then restore the rest
         # (all_results and anything a caller attached).
         args = tuple(getattr(self, name) for name, _ in _FIELDS)
-        return (type(self), args, self.__dict__.copy())
+        state = self.__dict__.copy()
+        del state["_msg"]  # restored from args, through the redacting setter
+        return (type(self), args, state)
+
+
+def _is_default(value, default):
+    try:
+        return value is default or (type(value) is type(default) and value == default)
+    except Exception:
+        return False
 
 
 _FIELDS = (
@@ -762,9 +791,9 @@ def _what_failed(operation, key):
     """'get of key 'foo' failed: ', or the parts of it that are known."""
     if key is not None:
         shown = key
-        if isinstance(key, (str, bytes)) and len(key) > _KEY_SHOWN:
+        if type(key) in (str, bytes) and len(key) > _KEY_SHOWN:
             shown = key[:_KEY_SHOWN]
-        where = f"key {shown!r}{'...' if shown is not key else ''}"
+        where = f"key {safe_repr(shown)}{'...' if shown is not key else ''}"
         if operation:
             return f"{operation} of {where} failed: "
         return f"operation on {where} failed: "
@@ -773,13 +802,92 @@ def _what_failed(operation, key):
     return ""
 
 
-# Secrets that could reach a message through a connection string.
-_SECRET_RE = re.compile(r"(?i)\b((?:sasl_?)?pass(?:word|wd)?|secret)(\s*[=:]\s*)[^\s&;,'\"]+")
-_URL_CREDENTIALS_RE = re.compile(r"(//[^/\s:@]+:)[^@\s/]+@")
+def safe_repr(value, limit=200):
+    """repr(value) for a message, at most ``limit`` characters; never raises
+    (an object whose ``__repr__`` raises is shown by its type). The one way
+    messages show a caller's objects."""
+    try:
+        text = repr(value)
+        if type(text) is not str:
+            raise TypeError
+    except Exception:
+        try:
+            name = type(value).__name__
+        except Exception:
+            name = "object"
+        return f"<{name} object (its repr raised)>"
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return text
 
 
-def _redact(text):
-    """text with passwords in ``password=...`` parameters and ``//user:pw@``
-    URLs replaced by ``***``."""
-    text = _SECRET_RE.sub(r"\1\2***", text)
-    return _URL_CREDENTIALS_RE.sub(r"\1***@", text)
+def safe_str(value):
+    """str(value), or :func:`safe_repr` if its ``__str__`` raises."""
+    if type(value) is str:
+        return value
+    try:
+        text = str(value)
+        if type(text) is str:
+            return text
+    except Exception:
+        pass
+    return safe_repr(value)
+
+
+# Secrets that could reach a message through a connection string: an option
+# whose name (URL-decoded, any case) is one of these, and the password of a
+# URL's user information (``//user:password@host``).
+_SECRET_OPTIONS = frozenset(
+    ("password", "pass", "passwd", "pwd", "secret", "sasl_password", "saslpassword", "bucket_password")
+)
+_OPTION_NAME_RE = re.compile(r"(?<![A-Za-z0-9_%])((?:[A-Za-z_]|%[0-9A-Fa-f]{2})+)\s*(=|%3[Dd]|:(?!//))\s*")
+_OPTION_VALUE_RE = re.compile(r"[^\s&'\"]*")
+_USERINFO_RE = re.compile(r"((?://|^|(?<=[\s'\"=(,]))[^\s/?:@'\"]*:(?!//))[^\s?'\"]*@")
+REDACTED = "***"
+
+
+def _is_secret_name(name):
+    return urllib.parse.unquote(name).lower() in _SECRET_OPTIONS
+
+
+def _redact_options(text):
+    out = []
+    pos = 0
+    while True:
+        m = _OPTION_NAME_RE.search(text, pos)
+        if m is None:
+            break
+        if _is_secret_name(m.group(1)):
+            end = _OPTION_VALUE_RE.match(text, m.end()).end()
+            out.append(text[pos:m.end()] + REDACTED)
+            pos = end
+        else:
+            out.append(text[pos:m.end()])
+            pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def secret_forms(secret):
+    """The ways ``secret`` may be written in a message: as is, and
+    URL-encoded (as in a connection string)."""
+    if not isinstance(secret, str) or not secret:
+        return ()
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret),
+             urllib.parse.quote_plus(secret)}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def redact(text, secrets=()):
+    """``text`` with secrets replaced by ``***``: the values of password
+    options (``password=``, ``pass=``, ... in any case, URL-encoded or not,
+    anywhere in the text), the password of ``//user:password@`` user
+    information, and every occurrence of each string of ``secrets`` (give
+    :func:`secret_forms` of a known password). The one redaction used for
+    exception messages, reprs and libcouchbase's log lines."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    text = _redact_options(text)
+    return _USERINFO_RE.sub(r"\1" + REDACTED + "@", text)
+

@@ -3,7 +3,7 @@
 import pytest
 
 from couchbase import FMT_PLAIN, Couchbase
-from couchbase.exceptions import ArgumentError, ConnectError, TooBigError, ValueFormatError
+from couchbase.exceptions import ArgumentError, ConnectError, CouchbaseError, TooBigError, ValueFormatError
 
 BAD_KEYS = [None, 42, 4.2, ["nested"], object(), ("t",)]
 
@@ -136,3 +136,218 @@ def test_bad_connect_arguments():
         Couchbase.connect("127.0.0.1", bucket="default", password="", default_format=9)
     with pytest.raises(ArgumentError):
         Couchbase.connect("127.0.0.1", bucket=5, password="")
+
+
+# -- input that used to escape the error contract -------------------------------
+
+SURROGATE = "k\ud800ey"
+
+
+def _single_and_multi(cb, op, key):
+    """The call of op for key alone, and for key among others."""
+    single = {
+        "get": lambda: cb.get(key), "set": lambda: cb.set(key, 1), "add": lambda: cb.add(key, 1),
+        "replace": lambda: cb.replace(key, 1), "append": lambda: cb.append(key, b"x"),
+        "prepend": lambda: cb.prepend(key, b"x"), "delete": lambda: cb.delete(key),
+        "touch": lambda: cb.touch(key, 1), "incr": lambda: cb.incr(key), "decr": lambda: cb.decr(key),
+        "lock": lambda: cb.lock(key, 5), "unlock": lambda: cb.unlock(key, 5),
+    }[op]
+    keys = ["fine", key]
+    multi = {
+        "get": lambda: cb.get(keys), "set": lambda: cb.set(dict.fromkeys(keys, 1)),
+        "add": lambda: cb.add(dict.fromkeys(keys, 1)), "replace": lambda: cb.replace(dict.fromkeys(keys, 1)),
+        "append": lambda: cb.append(dict.fromkeys(keys, b"x")),
+        "prepend": lambda: cb.prepend(dict.fromkeys(keys, b"x")), "delete": lambda: cb.delete(keys),
+        "touch": lambda: cb.touch(keys, 1), "incr": lambda: cb.incr(keys), "decr": lambda: cb.decr(keys),
+        "lock": lambda: cb.lock(keys, 5), "unlock": lambda: cb.unlock(dict.fromkeys(keys, 5)),
+    }[op]
+    return single, multi
+
+
+@pytest.mark.parametrize("op", ["get", "set", "add", "replace", "append", "prepend", "delete", "touch",
+                                "incr", "decr", "lock", "unlock"])
+def test_surrogate_key_is_an_argument_error_naming_key_and_operation(cb, op):
+    for call in _single_and_multi(cb, op, SURROGATE):
+        with pytest.raises(ArgumentError) as info:
+            call()
+        error = info.value
+        assert error.key == SURROGATE and error.operation == op
+        assert "surrogate" in str(error) and op in str(error) and "'k\\ud800ey'" in str(error)
+
+
+def test_surrogate_in_a_multi_set_stores_nothing(cb, cluster, key):
+    with pytest.raises(ArgumentError):
+        cb.set({key: 1, SURROGATE: 2})
+    assert not cluster.keyinfo(key)["found"]
+
+
+@pytest.mark.parametrize("field", ["bucket", "username", "host", "password", "connection_string"])
+@pytest.mark.parametrize("bad", ["\ud800", "a\0b"], ids=["surrogate", "nul"])
+def test_connect_text_arguments_are_checked(field, bad):
+    kwargs = {"host": "127.0.0.1", "bucket": "default", "password": ""}
+    kwargs[field] = f"couchbase://h/{bad}" if field == "connection_string" else bad
+    with pytest.raises(ArgumentError) as info:
+        Couchbase.connect(**kwargs)
+    assert info.value.operation == "connect" and field in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["h/b?password=x", "h,other", "h b", "user@h", "h?x=1"])
+def test_host_cannot_inject_into_the_connection_string(host):
+    with pytest.raises(ArgumentError) as info:
+        Couchbase.connect(host, bucket="default", password="")
+    assert "host" in str(info.value)
+
+
+def test_bucket_is_quoted_in_the_connection_string(cluster):
+    with pytest.raises(CouchbaseError) as info:  # no such bucket: nothing injected
+        Couchbase.connect(cluster.host, cluster.port, bucket="default?bootstrap_on=cccp", password="",
+                          connect_timeout=5)
+    assert not isinstance(info.value, ArgumentError)
+
+
+class _Hostile:
+    """An object every dunder method of which raises."""
+
+    def _boom(self, *args):
+        raise RuntimeError("boom")
+
+    __repr__ = __str__ = __eq__ = __hash__ = __len__ = __iter__ = __bool__ = __index__ = _boom
+    __lt__ = __gt__ = __le__ = __ge__ = __int__ = __float__ = __reduce__ = __reduce_ex__ = _boom
+
+
+class _HostileStr(str):
+    __repr__ = __str__ = __eq__ = __hash__ = __len__ = __iter__ = _Hostile._boom
+
+
+class _HostileInt(int):
+    __repr__ = __str__ = __eq__ = __hash__ = __lt__ = __gt__ = __le__ = __ge__ = _Hostile._boom
+    __bool__ = __index__ = __int__ = __float__ = _Hostile._boom
+
+
+class _HostileList(list):
+    __repr__ = __iter__ = __len__ = _Hostile._boom
+
+
+def test_a_key_whose_methods_raise_still_gives_a_printable_error(cb):
+    for key in (_Hostile(), [_Hostile()]):
+        with pytest.raises(ArgumentError) as info:
+            cb.get(key)
+        assert "str or bytes" in str(info.value) and "repr raised" in str(info.value)
+        assert repr(info.value)
+
+
+def test_a_str_subclass_key_whose_methods_raise_works(cb, cluster, key):
+    hostile = _HostileStr(key)
+    assert cb.set(hostile, 1)
+    assert cb.get(hostile) == 1
+    assert cb.get([hostile]) == [1]
+    assert cb.delete([hostile]) == {key: True}
+    with pytest.raises(CouchbaseError) as info:
+        cb.replace(hostile, 3)
+    assert key in str(info.value)
+
+
+def test_number_arguments_whose_methods_raise(cb, cluster, key):
+    evil = _HostileInt(5)
+    cb.set(key, 1, ttl=evil)  # an int is taken as the int it is
+    assert cluster.keyinfo(key)["exp"] > 0
+    assert cb.incr(f"{key}:n", amount=evil, initial=evil) == 5
+    with pytest.raises(ArgumentError):
+        cb.get(key, extended=_Hostile())
+    with pytest.raises(ArgumentError):
+        cb.get(key, quiet=_Hostile())
+    with pytest.raises(ArgumentError):
+        cb.set(key, 1, format=_Hostile())
+    with pytest.raises(ArgumentError):
+        cb.get(_HostileList([key]))
+    with pytest.raises(ArgumentError):
+        cb.stats(_HostileList(["x"]))
+
+
+def test_a_value_whose_methods_raise_is_a_value_format_error(cb, cluster, key):
+    from couchbase import FMT_PICKLE
+
+    for fmt in (None, FMT_PICKLE, FMT_PLAIN):
+        with pytest.raises(ValueFormatError) as info:
+            cb.set(key, _Hostile(), format=fmt)
+        assert info.value.key == key and str(info.value)
+    assert not cluster.keyinfo(key)["found"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), [1.0, {"x": float("nan")}],
+                                   {"big": 2**70, "nan": float("nan")}])
+def test_nan_and_infinity_are_refused_not_stored_as_null(cb, cluster, key, value):
+    with pytest.raises(ValueFormatError) as info:
+        cb.set(key, value)
+    assert info.value.key == key and "NaN" in str(info.value)
+    assert not cluster.keyinfo(key)["found"]
+
+
+def test_nan_written_by_the_0_9_client_still_reads(cb, key):
+    import json
+
+    cb.set(key, json.dumps([float("nan"), float("inf")]).encode(), format=FMT_PLAIN)
+    from couchbase import FMT_JSON
+
+    value = cb.get(key, format=FMT_JSON)
+    assert value[0] != value[0] and value[1] == float("inf")
+
+
+@pytest.mark.parametrize("name", ["timeout", "connect_timeout"])
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), 0, -1, 1e-7, 4295, 2**100, True, "1", None])
+def test_timeouts_must_be_representable(name, bad):
+    with pytest.raises(ArgumentError) as info:
+        Couchbase.connect("127.0.0.1", bucket="default", password="", **{name: bad})
+    assert name in str(info.value)
+
+
+def test_timeout_extremes_that_libcouchbase_can_hold(cluster, key):
+    with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default",
+                           timeout=4294.967295, connect_timeout=4294) as conn:
+        conn.set(key, 1)
+        assert conn.get(key) == 1
+
+
+@pytest.mark.parametrize("call", [
+    lambda cb, k: cb.set(k, 1, ttl=2**32), lambda cb, k: cb.set(k, 1, cas=2**64),
+    lambda cb, k: cb.incr(k, amount=2**64), lambda cb, k: cb.incr(k, initial=2**64),
+    lambda cb, k: cb.incr(k, amount=True), lambda cb, k: cb.touch(k, ttl=-1),
+    lambda cb, k: cb.lock(k, ttl=31), lambda cb, k: cb.lock(k, ttl=0), lambda cb, k: cb.unlock(k, 0),
+    lambda cb, k: cb.set(k, 1, ttl=10**400), lambda cb, k: cb.get(k, extended=2),
+])
+def test_edge_values_of_numbers(cb, cluster, key, call):
+    with pytest.raises(ArgumentError):
+        call(cb, key)
+    assert not cluster.keyinfo(key)["found"]
+
+
+def test_edge_values_that_are_allowed(cb, key):
+    assert cb.incr(key, amount=2**63 - 1, initial=2**64 - 1) == 2**64 - 1
+    assert cb.incr(key, amount=0) == 2**64 - 1
+    cb.set(f"{key}:t", 1, ttl=0)
+    cb.set(f"{key}:t", 1, ttl=2**32 - 1)
+
+
+def test_a_bytes_subclass_is_stored_as_its_bytes(cb, key):
+    class Sneaky(bytes):
+        def __bytes__(self):
+            raise RuntimeError("boom")
+
+    cb.set(key, Sneaky(b"raw"), format=FMT_PLAIN)
+    assert cb.get(key) == b"raw"
+
+
+@pytest.mark.parametrize("option", ["operation_timeout=inf", "timeout=nan", "config_total_timeout=5000",
+                                    "timeout=1000000h", "timeout=-1", "config_node_timeout=1e400",
+                                    "operation_timeout=Infinity"])
+def test_time_options_of_the_connection_string_are_checked(option):
+    with pytest.raises(ArgumentError) as info:
+        Couchbase.connect(bucket="default", password="", connection_string=f"couchbase://127.0.0.1/default?{option}")
+    assert option.split("=")[0] in str(info.value)
+
+
+@pytest.mark.parametrize("option", ["operation_timeout=2.5", "timeout=500ms", "config_total_timeout=1m30s"])
+def test_time_options_in_range_are_passed_on(cluster, key, option):
+    connstr = f"couchbase://{cluster.host}:{cluster.port}=http/default?{option}"
+    with Couchbase.connect(bucket="default", password="", connection_string=connstr) as conn:
+        conn.set(key, 1)

@@ -162,21 +162,6 @@ def test_not_my_vbucket_is_sent_again(cb, cluster, key, size):
 
 
 
-def _lcb_path_connstr(cluster):
-    """A connection string under which gets and stores all go through
-    libcouchbase's own commands (compression asked for: replies may come
-    compressed)."""
-    return f"couchbase://{cluster.host}:{cluster.port}=http/default?compression=on"
-
-
-@pytest.fixture
-def lcb_path(cluster):
-    """A Connection that uses libcouchbase's own commands only."""
-    connstr = _lcb_path_connstr(cluster)
-    with Couchbase.connect(bucket="default", password="", connection_string=connstr) as conn:
-        yield conn
-
-
 def _outcome(call):
     """What a call gives a user: its result, or its exception's class, status
     and message."""
@@ -248,10 +233,10 @@ def test_injected_get_failures_on_both_paths(cb, lcb_path, cluster, key, status)
         assert outcomes[0] == ("result", "v")
 
 
-def test_get_timeout_on_both_paths(cluster, key):
+def test_get_timeout_on_both_paths(cluster, lcb_path_connstr, key):
     cluster.hiccup(400)
     try:
-        for options in ({}, {"connection_string": _lcb_path_connstr(cluster)}):
+        for options in ({}, {"connection_string": lcb_path_connstr}):
             with Couchbase.connect(cluster.host, cluster.port, bucket="default", password="",
                                    timeout=0.1, **options) as c:
                 with pytest.raises(TimeoutError) as info:

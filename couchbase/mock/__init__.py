@@ -20,8 +20,8 @@ Usage::
         mock.time_travel(3600)       # expiry and lock timeouts follow the mock clock
 
 Control methods: ``failover``, ``restart``, ``add_node``, ``rebalance``, ``hiccup``,
-``stall``, ``truncate``, ``opfail``, ``time_travel``, ``drop_connections``, ``create_bucket``,
-``delete_bucket``, ``flush_bucket``, ``create_user``, ``delete_user``,
+``stall``, ``truncate``, ``opfail``, ``mangle``, ``time_travel``, ``drop_connections``,
+``create_bucket``, ``delete_bucket``, ``flush_bucket``, ``create_user``, ``delete_user``,
 ``set_sasl_mechanisms``, ``keyinfo``; the same over HTTP as ``GET /mock/COMMAND?k=v`` on any
 management port (JSON answer). pytest: ``pytest_plugins = ["couchbase.mock.pytest_plugin"]``
 gives the ``couchbase_mock`` (session) and ``couchbase_mock_factory`` fixtures. Command line:

@@ -19,8 +19,8 @@ def build_parser():
         description="Run a mock Couchbase cluster (KV binary protocol + management REST) for tests. "
                     "Prints one line 'READY {json}' when it serves, then serves until SIGTERM or SIGINT. "
                     "Control it over HTTP with GET /mock/COMMAND?k=v on any management port "
-                    "(failover, restart, add_node, rebalance, hiccup, stall, truncate, opfail, time_travel, "
-                    "drop_connections, create_bucket, delete_bucket, info, help).")
+                    "(failover, restart, add_node, rebalance, hiccup, stall, truncate, opfail, mangle, "
+                    "time_travel, drop_connections, create_bucket, delete_bucket, info, help).")
     p.add_argument("--nodes", type=int, default=1, metavar="N",
                    help="number of nodes, 1 to %d (default 1)" % MAX_NODES)
     p.add_argument("--host", default="127.0.0.1", metavar="H",

@@ -8,6 +8,7 @@ methods to the test thread.
 import asyncio
 import os
 import re
+import struct
 import sys
 import threading
 import time
@@ -180,6 +181,44 @@ class OpFail:
         self.bucket = bucket
 
 
+#: The reply header fields a mangle rule may rewrite: name -> (offset, format). With the
+#: alternative magic 0x18, keylen's high byte is the framing extras' length.
+MANGLE_FIELDS = {"magic": (0, "B"), "opcode": (1, "B"), "keylen": (2, ">H"), "extlen": (4, "B"),
+                 "datatype": (5, "B"), "status": (6, ">H"), "bodylen": (8, ">I"),
+                 "opaque": (12, ">I"), "cas": (16, ">Q")}
+
+
+class Mangle:
+    """A rule that rewrites the replies to one key's data requests."""
+
+    __slots__ = ("fields", "body", "close", "count")
+
+    def __init__(self, fields, body, close, count):
+        for name, value in fields.items():
+            if name not in MANGLE_FIELDS:
+                raise ValueError("no reply header field %r (fields: %s)" % (name, ", ".join(MANGLE_FIELDS)))
+            try:
+                struct.pack(MANGLE_FIELDS[name][1], value)
+            except struct.error:
+                raise ValueError("%s=%r does not fit its field" % (name, value)) from None
+        self.fields = fields
+        self.body = body
+        self.close = close
+        self.count = count
+
+    def apply(self, reply):
+        """The rewritten reply, and whether the connection closes after it (also when the
+        header's body length no longer matches the body sent: the stream is out of step)."""
+        header = bytearray(reply[:24])
+        body = reply[24:] if self.body is None else self.body
+        struct.pack_into(">I", header, 8, len(body))
+        for name, value in self.fields.items():
+            offset, fmt = MANGLE_FIELDS[name]
+            struct.pack_into(fmt, header, offset, value)
+        claimed = struct.unpack_from(">I", header, 8)[0]
+        return bytes(header) + body, self.close or claimed != len(body)
+
+
 def _validate_name(name):
     if not name:
         return "Bucket name needs to be specified"
@@ -233,6 +272,7 @@ class ClusterCore:
         # faults
         self.opfails = []
         self.last_opfail_status = 0
+        self.mangles = {}
         self.hiccup_ms = 0
         self.hiccup_offset = 0
         self.truncate_limit = None
@@ -362,6 +402,17 @@ class ClusterCore:
             return True
         return False
 
+    def mangle_reply(self, key, reply):
+        """(reply, close): ``reply`` rewritten by the mangle rule for ``key``, if any."""
+        rule = self.mangles.get(key)
+        if rule is None:
+            return reply, False
+        if rule.count > 0:
+            rule.count -= 1
+            if rule.count == 0:
+                del self.mangles[key]
+        return rule.apply(reply)
+
     # -- control operations (coroutines so that node start/stop can be awaited) ------------------
 
     def _node(self, index):
@@ -460,6 +511,16 @@ class ClusterCore:
         if count != 0:
             self.opfails.append(OpFail(status, count, op, bucket))
         return {"rules": len(self.opfails)}
+
+    async def mangle(self, key, count=-1, body=None, close=False, **fields):
+        key = key.encode() if isinstance(key, str) else bytes(key)
+        fields = {name: int(value) for name, value in fields.items() if value is not None}
+        rule = Mangle(fields, None if body is None else bytes(body), bool(close), int(count))
+        if rule.count == 0:
+            self.mangles.pop(key, None)
+        else:
+            self.mangles[key] = rule
+        return {"rules": len(self.mangles)}
 
     async def time_travel(self, seconds):
         self.clock.travel(float(seconds))
@@ -822,6 +883,15 @@ class MockCluster:
         (a number or a name such as "GET"; None: any data operation) in ``bucket`` (None: any)
         with ``status`` instead of executing them."""
         return self._call(self._core.opfail(status, count, opcode, bucket))
+
+    def mangle(self, key, count=-1, body=None, close=False, **fields):
+        """Rewrite the next ``count`` replies (count < 0: all; 0: remove the rule) to data
+        requests for ``key`` as a broken or hostile node would: header ``fields`` (names in
+        ``MANGLE_FIELDS``: magic, opcode, keylen, extlen, datatype, status, bodylen, opaque,
+        cas) set to the values given, the body replaced by ``body`` (bytes; the body length
+        follows it unless ``bodylen`` is given). The connection closes after the reply if
+        ``close``, or when the header's body length does not match the body sent."""
+        return self._call(self._core.mangle(key, count, body, close, **fields))
 
     def time_travel(self, seconds):
         """Move the mock clock (expiry, lock timeouts) forward by ``seconds``."""

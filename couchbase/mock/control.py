@@ -1,7 +1,7 @@
 """The control API over HTTP: ``/mock/COMMAND?k=v`` -> JSON, the same operations as the
 in-process ``MockCluster`` methods. CouchbaseMock's command names are accepted as aliases."""
 
-from .cluster import BucketError
+from .cluster import MANGLE_FIELDS, BucketError
 
 
 def _bool(value, default=True):
@@ -12,6 +12,10 @@ def _bool(value, default=True):
 
 def _opt_int(value):
     return None if value in (None, "") else int(value)
+
+
+def _int(value):
+    return int(value, 0)
 
 
 # command -> (coroutine method name, [(param, aliases, converter, default)])
@@ -28,6 +32,9 @@ _COMMANDS = {
                           ("count", (), int, _REQUIRED),
                           ("opcode", ("operation", "op"), str, None),
                           ("bucket", (), str, None)]),
+    "mangle": ("mangle", [("key", (), str, _REQUIRED), ("count", (), int, -1),
+                          ("body", (), bytes.fromhex, None), ("close", (), _bool, False)]
+               + [(name, (), _int, None) for name in MANGLE_FIELDS]),
     "time_travel": ("time_travel", [("seconds", ("offset", "secs"), float, _REQUIRED)]),
     "drop_connections": ("drop_connections", [("node_index", ("idx", "index", "node"), _opt_int, None)]),
     "create_bucket": ("create_bucket", [("name", (), str, _REQUIRED),

@@ -317,6 +317,15 @@ class KVConnection(asyncio.BufferedProtocol):
                 core.log_error("KV handler 0x%02x failed: %r" % (opcode, exc))
                 res = _status(opcode, Status.EINTERNAL, opaque)
             if res is not None:
+                if core.mangles and kind >= KEYED and key in core.mangles:
+                    res, close = core.mangle_reply(key, res)
+                    self._flush(out)
+                    outsize = 0
+                    self.transport.write(res)  # as mangled: no framing, no write faults
+                    if close:
+                        self.close(abort=False)
+                        return
+                    continue
                 if res.__class__ is _Close:
                     if res.data:
                         out.append(res.data)

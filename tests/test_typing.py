@@ -1,0 +1,59 @@
+"""Types reach users: a user's script passes ``mypy --strict`` with the types
+the API documents, and ``inspect.signature`` works on every public call."""
+
+import ast
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import couchbase
+from couchbase import Connection, Couchbase
+from couchbase.mock import MockCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_users_script_type_checks_strictly():
+    # the package's own modules are followed silently, as mypy treats an
+    # installed package: what is checked is the user's code against our types
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                           "--follow-imports=silent", str(ROOT / "tests" / "typing" / "user_script.py")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, MYPYPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _public_callables():
+    yield "Couchbase.connect", Couchbase.connect
+    yield "Connection", Connection
+    owners = ((Connection, "Connection."), (MockCluster, "MockCluster."), (couchbase._lcb, "_lcb."))
+    for owner, prefix in owners:
+        for name, member in vars(owner).items():
+            # classes re-exported by a module (Result, Connection) are covered on their own
+            if not name.startswith("_") and callable(member) and not isinstance(member, type):
+                yield prefix + name, getattr(owner, name)
+
+
+CALLABLES = list(_public_callables())
+
+
+@pytest.mark.parametrize("func", [f for _, f in CALLABLES], ids=[n for n, _ in CALLABLES])
+def test_inspect_signature_works(func):
+    inspect.signature(func)
+
+
+def test_the_constructors_signature_is_the_stubs():
+    """Connection's signature (written in its docstring for inspect) and the
+    stub's __init__ name the same parameters the same way."""
+    stub = ast.parse((ROOT / "couchbase" / "_lcb.pyi").read_text())
+    init = next(node for cls in stub.body if isinstance(cls, ast.ClassDef) and cls.name == "Connection"
+                for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+    stub_params = [(a.arg, "positional") for a in init.args.args[1:]] + \
+                  [(a.arg, "keyword") for a in init.args.kwonlyargs]
+    kinds = {inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional", inspect.Parameter.KEYWORD_ONLY: "keyword"}
+    actual = [(p.name, kinds[p.kind]) for p in inspect.signature(Connection).parameters.values()]
+    assert actual == stub_params
