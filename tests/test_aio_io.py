@@ -24,6 +24,7 @@ from couchbase.exceptions import (
     NotFoundError,
     RequestCanceledError,
     TimeoutError,
+    ValueFormatError,
 )
 from couchbase.mock import MockCluster
 
@@ -425,4 +426,34 @@ def test_a_large_store_to_a_node_that_stopped_reading_times_out(run, faults, key
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.05)
             assert await acb.get(key + ":after") == b"ok"
+    run(main())
+
+
+def test_secrets_never_reach_errors_or_reprs(run, caplog):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    secret = "s3cret-Pa55"
+    connstr = f"couchbase://127.0.0.1:{silent.getsockname()[1]}=http/default?password={secret}"
+
+    async def main():
+        with pytest.raises(ConnectError) as info:
+            await AsyncConnection.connect(connection_string=connstr, bucket="default",
+                                          connect_timeout=0.3)
+        return info.value
+    try:
+        error = run(main())
+    finally:
+        silent.close()
+    assert secret not in str(error) and secret not in repr(error)
+    assert secret not in caplog.text
+
+
+def test_unpickle_is_honoured(run, cluster, key):
+    async def main():
+        async with await _connect(cluster) as acb:
+            await acb.set(key, {"a"}, format=FMT_PICKLE)
+        async with await _connect(cluster, unpickle=False) as refusing:
+            with pytest.raises(ValueFormatError, match="pickle"):
+                await refusing.get(key)
     run(main())
