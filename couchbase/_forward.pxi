@@ -71,6 +71,39 @@ cdef struct Forward:
     Forward **pprev
 
 
+cdef inline Slot *_slot_of(const void *cookie) noexcept nogil:
+    """The slot a request's cookie stands for (NULL: a stats request, or a
+    forwarded store already answered)."""
+    if cookie == NULL:
+        return NULL
+    cdef CookieKind kind = (<const CookieKind *> cookie)[0]
+    if kind == COOKIE_SLOT:
+        return <Slot *> cookie
+    if kind == COOKIE_FORWARD:
+        return (<Forward *> cookie).slot
+    return NULL
+
+
+cdef lcb.lcb_RETRY_ACTION _retry_strategy(lcb.lcb_RETRY_REQUEST *req,
+                                          lcb.lcb_RETRY_REASON reason) noexcept nogil:
+    """libcouchbase's best-effort strategy (retry reads always, other requests
+    when the reason allows), except that a request unsafe to replay is not
+    retried after its connection failed (see _may_be_applied, _slots.pxi)."""
+    cdef lcb.lcb_RETRY_ACTION action
+    cdef Slot *slot
+    action.should_retry = 1
+    action.retry_after_ms = 0
+    if lcb.lcb_retry_request_is_idempotent(req):
+        return action
+    slot = _slot_of(lcb.lcb_retry_request_operation_cookie(req))
+    if slot == NULL or _answered_by_server(reason):
+        action.should_retry = lcb.lcb_retry_reason_allows_non_idempotent_retry(reason) != 0
+    elif not slot.replay_safe:
+        slot.outcome_unknown = True
+        action.should_retry = 0
+    return action
+
+
 cdef inline void _link(Forward *fwd, Forward **head) noexcept nogil:
     fwd.next = head[0]
     fwd.pprev = head

@@ -255,7 +255,42 @@ cdef extern from "libcouchbase/error.h" nogil:
     lcb_STATUS LCB_ERR_BUCKET_NOT_FOUND
     lcb_STATUS LCB_ERR_RATE_LIMITED
     lcb_STATUS LCB_ERR_QUOTA_LIMITED
+    lcb_STATUS LCB_ERR_SOCKET_SHUTDOWN
+    lcb_STATUS LCB_ERR_CONNECTION_RESET
+    lcb_STATUS LCB_ERR_CONNECTION_REFUSED
+    lcb_STATUS LCB_ERR_CONNECT_ERROR
+    lcb_STATUS LCB_ERR_NODE_UNREACHABLE
+    lcb_STATUS LCB_ERR_NETWORK
+    lcb_STATUS LCB_ERR_CANNOT_GET_PORT
+    lcb_STATUS LCB_ERR_FD_LIMIT_REACHED
+    lcb_STATUS LCB_ERR_NAMESERVER
+    lcb_STATUS LCB_ERR_UNKNOWN_HOST
+    lcb_STATUS LCB_ERR_PROTOCOL_ERROR
+    lcb_STATUS LCB_ERR_REQUEST_CANCELED
+    lcb_STATUS LCB_ERR_MAP_CHANGED
     lcb_STATUS lcb_errmap_default(lcb_INSTANCE *instance, uint16_t code)
+
+    # retries: which requests libcouchbase sends again, and when
+    ctypedef enum lcb_RETRY_REASON:
+        LCB_RETRY_REASON_KV_NOT_MY_VBUCKET
+        LCB_RETRY_REASON_KV_COLLECTION_OUTDATED
+        LCB_RETRY_REASON_KV_ERROR_MAP_RETRY_INDICATED
+        LCB_RETRY_REASON_KV_LOCKED
+        LCB_RETRY_REASON_KV_TEMPORARY_FAILURE
+        LCB_RETRY_REASON_KV_SYNC_WRITE_IN_PROGRESS
+        LCB_RETRY_REASON_KV_SYNC_WRITE_RE_COMMIT_IN_PROGRESS
+        LCB_RETRY_REASON_SERVICE_RESPONSE_CODE_INDICATED
+    ctypedef struct lcb_RETRY_REQUEST:
+        pass
+    ctypedef struct lcb_RETRY_ACTION:
+        uint32_t should_retry
+        uint32_t retry_after_ms
+    ctypedef lcb_RETRY_ACTION (*lcb_RETRY_STRATEGY)(lcb_RETRY_REQUEST *req,
+                                                    lcb_RETRY_REASON reason) noexcept nogil
+    int lcb_retry_reason_allows_non_idempotent_retry(lcb_RETRY_REASON code)
+    int lcb_retry_request_is_idempotent(lcb_RETRY_REQUEST *req)
+    void *lcb_retry_request_operation_cookie(lcb_RETRY_REQUEST *req)
+    lcb_STATUS lcb_retry_strategy(lcb_INSTANCE *instance, lcb_RETRY_STRATEGY strategy)
     const char *lcb_strerror_short(lcb_STATUS error)
     const char *lcb_strerror_long(lcb_STATUS error)
 
@@ -272,21 +307,15 @@ cdef extern from "libcouchbase/cntl.h" nogil:
 
 
 cdef extern from "libcouchbase/iops.h" nogil:
-    # The creation options are a struct holding an anonymous union; a small C
-    # helper fills it so Cython need not name that union.
-    """
-    #include <string.h>
-    static lcb_STATUS lcbpy_create_select_io(lcb_io_opt_t *io)
-    {
-        struct lcb_create_io_ops_st options;
-        memset(&options, 0, sizeof(options));
-        options.version = 0;
-        options.v.v0.type = LCB_IO_OPS_SELECT;
-        return lcb_create_io_ops(io, &options);
-    }
-    """
-    lcb_STATUS lcbpy_create_select_io(lcb_io_opt_t *io)
     lcb_STATUS lcb_destroy_io_ops(lcb_io_opt_t op)
+
+
+cdef extern from "_wire.h" nogil:
+    # libcouchbase's select plugin, its writes guarded against replays of
+    # requests written and never answered (see couchbase/_wire.h).
+    ctypedef struct lcbpy_IO:
+        uint64_t replays_stopped
+    lcb_STATUS lcbpy_create_io(lcb_io_opt_t *io)
 
 
 cdef extern from "libcouchbase/iops.h" nogil:

@@ -98,6 +98,11 @@ cdef object _reply(Slot *slot, object key, str op, Reply kind, bint quiet, bint 
         if kind == REPLY_VALUE:
             return Result(None, 0, 0) if extended else None
         return False
+    if slot.outcome_unknown:
+        raise _exc.OutcomeUnknownError(
+            "the connection failed before the reply came: the change may have been applied (once), "
+            "it was not sent again; read the key back before repeating it",
+            error=rc, key=key, operation=op)
     if rc == NO_REPLY:
         raise _exc.ClientTemporaryFailError("no reply was received for the key", key=key, operation=op)
     raise _exc.exception_for_status(rc, key=key, operation=op, cas=slot.cas)
@@ -256,6 +261,18 @@ cdef class Connection:
     gets and large raw stores go out as packets the binding builds (about half
     the CPU of libcouchbase's own path).
 
+    Exactly once: a request whose replay could change data or its result (every
+    mutation: set, add, replace, append, prepend, incr, decr, delete, anything
+    with a CAS; lock; unlock) is never sent twice. When its connection fails
+    before its reply came, it raises
+    :class:`~couchbase.exceptions.OutcomeUnknownError`: it was applied once or
+    not at all, so read the key back before repeating it (in a multi-key call,
+    each such key's entry in ``all_results`` is that error). Reads (get,
+    get-and-touch, touch, stats) are sent again as libcouchbase sees fit, and
+    so are requests the server answered without applying them
+    (NOT_MY_VBUCKET, temporary failures). A timeout (TimeoutError) after a
+    mutation was sent leaves its outcome unknown as well.
+
     One Connection may be shared by threads: their calls are pipelined over its
     sockets, and the GIL is released while libcouchbase waits on the network.
 
@@ -352,8 +369,9 @@ cdef class Connection:
         self._check_setup(lcb.lcb_logger_create(&self._lcb_logger, <void *> self._secrets))
         self._check_setup(lcb.lcb_logger_callback(self._lcb_logger, _on_log))
         # The select loop costs least for a blocking client; a libevent plugin,
-        # if installed, would otherwise become libcouchbase's default.
-        self._check_setup(lcb.lcbpy_create_select_io(&self._io))
+        # if installed, would otherwise become libcouchbase's default. Its
+        # writes are guarded against replays (couchbase/_wire.h).
+        self._check_setup(lcb.lcbpy_create_io(&self._io))
         lcb.lcbpy_track_sockets(self._io)  # a forked child closes what it inherited
         self._check_setup(lcb.lcb_createopts_create(&options, lcb.LCB_TYPE_BUCKET))
         try:
@@ -375,6 +393,8 @@ cdef class Connection:
             if name not in given:
                 self._check_setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
 
+        # never replay a request that may have been applied (_may_be_applied, _slots.pxi)
+        self._check_setup(lcb.lcb_retry_strategy(self._instance, _retry_strategy))
         self._forward_large, self._forward_gets = self._may_forward()
         self._start_waker()
         lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_GET, _on_get)
@@ -676,6 +696,13 @@ cdef class Connection:
             self._release_lead()
 
     @property
+    def _replays_stopped(self):
+        """How many requests libcouchbase tried to send a second time after
+        they were written and never answered, and the IO plugin stopped (see
+        couchbase/_wire.h): for tests."""
+        return (<lcb.lcbpy_IO *> self._io).replays_stopped if self._io != NULL else 0
+
+    @property
     def closed(self):
         """True once close() was called."""
         return self._instance == NULL
@@ -761,6 +788,8 @@ cdef class Connection:
 
     cdef int _get(self, _Slots slots, str op, bint touch, uint32_t expiry, uint32_t lock_time) except -1:
         slots.forward_get = self._forward_gets and not touch and not lock_time
+        if not lock_time:  # a lock's replay would find the key locked
+            slots.set_replay_safe()
         cdef lcb.lcb_CMDGET *cmd = NULL
         _check_rc(lcb.lcb_cmdget_create(&cmd), op)
         try:
@@ -917,6 +946,7 @@ cdef class Connection:
         cdef uint32_t expiry = _check_ttl(ttl, "touch")
         cdef bint multi = _is_multi(keys)
         cdef _Slots slots = _new_slots(_key_list(keys, "touch") if multi else [keys], "touch")
+        slots.set_replay_safe()  # a replay sets the same expiry again
         cdef lcb.lcb_CMDTOUCH *cmd = NULL
         _check_rc(lcb.lcb_cmdtouch_create(&cmd), "touch")
         try:

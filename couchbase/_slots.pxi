@@ -12,8 +12,10 @@ cdef struct Slot:
     # both ways: a remove's or unlock's CAS going out, the reply's CAS coming back
     uint64_t cas
     int *unanswered        # the call's count of slots still waiting for a reply
+    bint replay_safe       # a read: sending it again is harmless
     # coming back
     lcb.lcb_STATUS rc      # NO_REPLY until the callback ran
+    bint outcome_unknown   # failed with its connection: it may have been, or be, applied
     uint32_t flags
     uint8_t datatype
     uint64_t counter
@@ -25,10 +27,60 @@ cdef struct Slot:
 
 
 # A packet sent through libcouchbase's packet-forward API (_forward.pxi) has
-# a slot or a Forward as its cookie; both start with this tag.
+# a slot or a Forward as its cookie; both start with this tag (the retry
+# strategy is handed either).
 cdef enum CookieKind:
     COOKIE_SLOT = 1
     COOKIE_FORWARD = 2
+
+
+# Exactly once. libcouchbase 3.3.4 sends a request again when its connection
+# fails, even when the request was written and perhaps applied: a counter or
+# an append is then applied twice while success is reported once. So a
+# request whose replay could change data or its result is never sent again
+# once its connection failed; it fails with OutcomeUnknownError. That is every
+# mutation: incr/decr and append/prepend (applied twice), add (replay:
+# "exists"), delete (replay: "not found"), set and replace (a replay after
+# another client's write clobbers that write), anything with a CAS (replay:
+# "CAS mismatch"), lock (replay: "locked") and unlock. Replays are harmless
+# for reads: get, get-and-touch, touch (sets the same expiry again) and stats,
+# which libcouchbase retries as before; so it does requests the server
+# answered without applying (NOT_MY_VBUCKET, temporary failures).
+#
+# Why not retry a mutation that was never written? libcouchbase cannot say
+# whether a packet was written (its retry strategy is told the reason and the
+# cookie only), and for a request queued while its node's connection attempt
+# failed it keeps the packet's bytes in the node's send queue and sends them
+# on the next connection anyway, reply ignored; a retry would be a second
+# copy (measured: that is how restarts doubled counters). Such a request
+# reaches the server once, when the node is back: its outcome is unknown too.
+cdef inline bint _may_be_applied(const Slot *slot, lcb.lcb_STATUS rc) noexcept nogil:
+    """Whether a request failed with its connection may still have been (or be)
+    applied, and is unsafe to replay."""
+    return not slot.replay_safe and _lost_connection(rc)
+
+
+cdef inline bint _lost_connection(lcb.lcb_STATUS rc) noexcept nogil:
+    """A failure of the request's connection, not an answer from the server."""
+    return (rc == lcb.LCB_ERR_SOCKET_SHUTDOWN or rc == lcb.LCB_ERR_CONNECTION_RESET
+            or rc == lcb.LCB_ERR_NETWORK or rc == lcb.LCB_ERR_CONNECTION_REFUSED
+            or rc == lcb.LCB_ERR_CONNECT_ERROR or rc == lcb.LCB_ERR_NODE_UNREACHABLE
+            or rc == lcb.LCB_ERR_CANNOT_GET_PORT or rc == lcb.LCB_ERR_FD_LIMIT_REACHED
+            or rc == lcb.LCB_ERR_NAMESERVER or rc == lcb.LCB_ERR_UNKNOWN_HOST
+            or rc == lcb.LCB_ERR_PROTOCOL_ERROR or rc == lcb.LCB_ERR_REQUEST_CANCELED
+            or rc == lcb.LCB_ERR_MAP_CHANGED)
+
+
+cdef inline bint _answered_by_server(lcb.lcb_RETRY_REASON reason) noexcept nogil:
+    """A retry reason that is a reply to the request: it was not applied."""
+    return (reason == lcb.LCB_RETRY_REASON_KV_NOT_MY_VBUCKET
+            or reason == lcb.LCB_RETRY_REASON_KV_COLLECTION_OUTDATED
+            or reason == lcb.LCB_RETRY_REASON_KV_ERROR_MAP_RETRY_INDICATED
+            or reason == lcb.LCB_RETRY_REASON_KV_LOCKED
+            or reason == lcb.LCB_RETRY_REASON_KV_TEMPORARY_FAILURE
+            or reason == lcb.LCB_RETRY_REASON_KV_SYNC_WRITE_IN_PROGRESS
+            or reason == lcb.LCB_RETRY_REASON_KV_SYNC_WRITE_RE_COMMIT_IN_PROGRESS
+            or reason == lcb.LCB_RETRY_REASON_SERVICE_RESPONSE_CODE_INDICATED)
 
 
 cdef struct StoreSpec:
@@ -96,6 +148,13 @@ cdef class _Slots:
                 return True
         return False
 
+    cdef int set_replay_safe(self) noexcept:
+        """Mark every slot a read, which libcouchbase may send again."""
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            self.slots[i].replay_safe = True
+        return 0
+
     cdef int set_cas(self, list cas_values) except -1:
         """Attach one CAS per key, for a remove or an unlock."""
         cdef Py_ssize_t i
@@ -145,6 +204,7 @@ cdef _Slots _new_stats_slots(list groups):
     for i in range(call.n):
         call.slots[i].key = PyBytes_AS_STRING(groups[i])
         call.slots[i].nkey = <size_t> PyBytes_GET_SIZE(groups[i])
+    call.set_replay_safe()  # stats are reads
     return call
 
 
@@ -180,6 +240,8 @@ cdef inline void _answered(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogi
     """Count a slot's reply in. When a call has all its replies, stop the
     event loop so the waiting leader can hand it back and send what other
     threads queued meanwhile (the rest stays in flight)."""
+    if _may_be_applied(slot, slot.rc):
+        slot.outcome_unknown = True  # whichever way libcouchbase failed it
     slot.unanswered[0] -= 1
     if slot.unanswered[0] == 0:
         lcb.lcb_breakout(instance)

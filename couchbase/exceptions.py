@@ -10,7 +10,7 @@ dict of every key's result or exception.
 The classes are those of the couchbase 0.9 client, plus a few that later
 clients have and 0.9 has no fitting class for (:class:`KeyLockedError`,
 :class:`DurabilityError`, :class:`CollectionNotFoundError`,
-:class:`RequestCanceledError`). Which class each libcouchbase status raises is
+:class:`RequestCanceledError`, :class:`OutcomeUnknownError`). Which class each libcouchbase status raises is
 the one table ``_BY_STATUS`` below, checked against libcouchbase's own list of
 statuses (``couchbase/_status.py``, generated from ``error.h`` by
 ``tools/generate_status_table.py``). Use :func:`exception_for_status` to build
@@ -52,6 +52,7 @@ __all__ = [
     "NotMyVbucketError",
     "NotStoredError",
     "NotSupportedError",
+    "OutcomeUnknownError",
     "ProtocolError",
     "RangeError",
     "RequestCanceledError",
@@ -433,6 +434,33 @@ class RequestCanceledError(ConnectError):
     Most often its connection closed while the request was in flight, so
     whether a change was applied is unknown. A :class:`ConnectError`, which
     the 0.9 client raises when the connection is closed.
+    """
+
+
+class OutcomeUnknownError(ConnectError):
+    """The connection failed after the request may have been sent: whether it
+    was applied is unknown
+
+    Raised for a request whose replay could change data or its result
+    (incr/decr, append/prepend, set/add/replace, delete, anything with a CAS,
+    lock, unlock) when its connection closed after the request may have been
+    written and before its reply arrived. Such a request is never sent again
+    by the client (libcouchbase would have, applying it twice while reporting
+    success once); the server applies it once or not at all. (A request queued
+    while its node could not be reached may reach the node only when its next
+    connection opens, after this error; a read of the key travels behind it.)
+    ``key`` and
+    ``operation`` say which; ``error`` is the connection's failure (such as
+    ``LCB_ERR_SOCKET_SHUTDOWN``). Reads, and requests that were never written,
+    are retried as before and never raise it.
+
+    What to do: reconcile before repeating the change. Read the key back
+    (``get(key, extended=True)``) and decide from its value or CAS whether the
+    change is there; a change that is safe to apply twice (a plain ``set`` of
+    the same value, when no one else writes the key) may simply be repeated.
+    In a multi-key call every such key's entry in ``all_results`` is this
+    exception. A :class:`ConnectError`, which the 0.9 client raises when the
+    connection is lost. (The official SDKs call this "ambiguous".)
     """
 
 

@@ -1,5 +1,6 @@
 """Sphinx configuration: the guides are Markdown (MyST), the API reference
-comes from the docstrings, and the error table from couchbase.exceptions."""
+comes from the docstrings, the error table from couchbase.exceptions and the
+mock's command list from its registry (couchbase.mock.commands)."""
 
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ author = "couchbase-lcb developers"
 copyright = "couchbase-lcb developers; Apache-2.0"  # noqa: A001 (Sphinx's name)
 release = version = couchbase.__version__
 
-extensions = ["myst_parser", "sphinx.ext.autodoc", "status_table"]
+extensions = ["myst_parser", "sphinx.ext.autodoc", "status_table", "mock_commands"]
 myst_heading_anchors = 3
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]

@@ -1,30 +1,26 @@
 """Shared fixtures: one mock cluster per test session, run in its own thread,
-and a fresh Connection to it per test."""
-
-import itertools
+and a fresh Connection to it per test. The cluster, the Connection and the
+unique key are the shipped pytest plugin's (couchbase.mock.pytest_plugin),
+under the names the suite's tests use."""
 
 import pytest
 
 from couchbase import Couchbase
-from couchbase.mock import MockCluster
 
-_counter = itertools.count()
+pytest_plugins = ["couchbase.mock.pytest_plugin"]
 
 
 @pytest.fixture(scope="session")
-def cluster():
+def cluster(couchbase_mock):
     """A started mock cluster with an open bucket 'default' and a bucket
     'protected' whose password is 'secret'."""
-    with MockCluster(buckets={"default": "", "protected": "secret"}) as mock:
-        yield mock
+    return couchbase_mock
 
 
 @pytest.fixture
-def cb(cluster):
+def cb(couchbase_connection):
     """A Connection to the 'default' bucket, closed after the test."""
-    conn = Couchbase.connect(cluster.host, cluster.port, password="", bucket="default")
-    yield conn
-    conn.close()
+    return couchbase_connection
 
 
 @pytest.fixture
@@ -50,6 +46,6 @@ def each_path(request):
 
 
 @pytest.fixture
-def key(request):
+def key(couchbase_key):
     """A key unique to this test (tests share one bucket)."""
-    return f"{request.node.name}:{next(_counter)}"
+    return couchbase_key

@@ -8,12 +8,15 @@ be. Any other block is executed as a script. The one liberty taken: a block
 that connects to ``host="localhost", port=8091`` (a local Couchbase Server)
 is pointed at the suite's mock cluster instead, same bucket and password."""
 
+import html
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from couchbase.mock.commands import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -36,6 +39,9 @@ def test_sphinx_builds_the_docs_without_a_warning(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "html" / "api.html").exists()
+    mock_page = html.unescape(re.sub(r"<[^>]+>", "", (tmp_path / "html" / "mock.html").read_text()))
+    missing = [cmd.signature_text() for cmd in COMMANDS.values() if cmd.signature_text() not in mock_page]
+    assert not missing, "docs/mock.md's command list lacks %s" % missing
 
 
 @pytest.mark.parametrize("page, index, source", SCRIPTS,

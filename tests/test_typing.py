@@ -17,14 +17,24 @@ from couchbase.mock import MockCluster
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_a_users_script_type_checks_strictly():
+def _mypy_strict(script):
     # the package's own modules are followed silently, as mypy treats an
     # installed package: what is checked is the user's code against our types
     proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-                           "--follow-imports=silent", str(ROOT / "tests" / "typing" / "user_script.py")],
+                           "--follow-imports=silent", str(ROOT / "tests" / "typing" / script)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, MYPYPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_users_script_type_checks_strictly():
+    _mypy_strict("user_script.py")
+
+
+def test_a_users_script_driving_the_mock_type_checks_strictly():
+    """MockCluster's control methods, made at run time from the control
+    commands, have their commands' types (the generated mock_cluster.pyi)."""
+    _mypy_strict("mock_script.py")
 
 
 def _public_callables():

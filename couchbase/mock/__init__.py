@@ -19,20 +19,22 @@ Usage::
         mock.opfail(0x86, 2, "GET")  # the next two GETs answer ETMPFAIL
         mock.time_travel(3600)       # expiry and lock timeouts follow the mock clock
 
-Control methods: ``failover``, ``restart``, ``add_node``, ``rebalance``, ``hiccup``,
-``stall``, ``truncate``, ``opfail``, ``mangle``, ``time_travel``, ``drop_connections``,
-``create_bucket``, ``delete_bucket``, ``flush_bucket``, ``create_user``, ``delete_user``,
-``set_sasl_mechanisms``, ``keyinfo``; the same over HTTP as ``GET /mock/COMMAND?k=v`` on any
-management port (JSON answer). pytest: ``pytest_plugins = ["couchbase.mock.pytest_plugin"]``
-gives the ``couchbase_mock`` (session) and ``couchbase_mock_factory`` fixtures. Command line:
-``python -m couchbase.mock --help``.
+Control methods (each a control command, defined once in ``cluster.ClusterCore``): the same
+over HTTP as ``GET /mock/COMMAND?k=v`` on any management port (JSON answer), and
+``/mock/help`` or ``python -m couchbase.mock --help`` lists them with their parameters.
+pytest: ``pytest_plugins = ["couchbase.mock.pytest_plugin"]`` gives the ``couchbase_mock``
+(session), ``couchbase_mock_factory``, ``couchbase_connection``, ``couchbase_flushed_connection``
+and ``couchbase_key`` fixtures.
 
 Modules: ``protocol`` (constants, packet codec), ``kv`` (KV connection and command handlers),
 ``sasl``, ``errmap``, ``store`` (items, CAS, expiry, locks, mock clock), ``config`` (cluster
 and bucket JSON), ``stats``, ``rest`` (management HTTP and config streams), ``control``
-(``/mock`` commands), ``cluster`` (nodes, buckets, vbucket maps, topology, ``MockCluster``).
+(``/mock`` routes), ``commands`` (the registry of control commands), ``errors``
+(``BucketError``), ``cluster`` (nodes, buckets, vbucket maps, topology, the commands),
+``mock_cluster`` (``MockCluster``, the cluster in a thread).
 """
 
-from .cluster import BucketError, MockCluster
+from .errors import BucketError
+from .mock_cluster import MockCluster
 
 __all__ = ["MockCluster", "BucketError"]

@@ -10,17 +10,27 @@ import signal
 import sys
 import threading
 
-from .cluster import DEFAULT_VBUCKETS, MAX_NODES, MockCluster
+from .cluster import DEFAULT_VBUCKETS, MAX_NODES
+from .commands import epilog
+from .mock_cluster import MockCluster
+
+
+class _EpilogAsWritten(argparse.HelpFormatter):
+    """Wraps the description and flags as usual; the command list keeps its lines."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("control commands"):
+            return text
+        return super()._fill_text(text, width, indent)
+
+
+_DESCRIPTION = ("Run a mock Couchbase cluster (KV binary protocol + management REST) for tests. "
+                "Prints one line 'READY {json}' when it serves, then serves until SIGTERM or SIGINT.")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m couchbase.mock",
-        description="Run a mock Couchbase cluster (KV binary protocol + management REST) for tests. "
-                    "Prints one line 'READY {json}' when it serves, then serves until SIGTERM or SIGINT. "
-                    "Control it over HTTP with GET /mock/COMMAND?k=v on any management port "
-                    "(failover, restart, add_node, rebalance, hiccup, stall, truncate, opfail, mangle, "
-                    "time_travel, drop_connections, create_bucket, delete_bucket, info, help).")
+    p = argparse.ArgumentParser(prog="python -m couchbase.mock", description=_DESCRIPTION,
+                                epilog=epilog(), formatter_class=_EpilogAsWritten)
     p.add_argument("--nodes", type=int, default=1, metavar="N",
                    help="number of nodes, 1 to %d (default 1)" % MAX_NODES)
     p.add_argument("--host", default="127.0.0.1", metavar="H",

@@ -1,8 +1,9 @@
 """The mock cluster: nodes, buckets, users, vbucket maps, topology changes and faults.
 
-``ClusterCore`` is the state that lives on the event-loop thread; ``MockCluster`` runs that
-loop in a daemon thread (or lets ``python -m couchbase.mock`` run it) and exposes the control
-methods to the test thread.
+``ClusterCore`` is the state that lives on the event-loop thread, and its control commands
+(``@command`` coroutines, see ``commands``); ``mock_cluster.MockCluster`` runs that loop in a
+daemon thread (or lets ``python -m couchbase.mock`` run it) and exposes the commands to the
+test thread.
 """
 
 import asyncio
@@ -10,20 +11,26 @@ import os
 import re
 import struct
 import sys
-import threading
 import time
 import uuid as _uuid
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 from . import config as _config
 from . import subdoc  # noqa: F401  (registers the sub-document command handlers)
+from .commands import command, describe
+from .errors import BucketError
 from .kv import KVConnection
 from .protocol import opcode_from_name
+from .rest import serve_http
 from .sasl import MECHANISMS
 from .store import BucketStore, CasSource, MockClock
 
 DEFAULT_VBUCKETS = 1024
 MAX_NODES = 16
 BUCKET_TYPES = ("couchbase", "memcached")
+#: HTTP names of a node-index parameter (CouchbaseMock's among them).
+NODE_ALIASES = ("idx", "index", "node")
 
 
 class Node:
@@ -49,7 +56,6 @@ class Node:
 
     async def start(self):
         """Listen on this node's ports (ephemeral ones are fixed at first start)."""
-        from .rest import serve_http
         loop = asyncio.get_running_loop()
         self.kv_server = await loop.create_server(lambda: KVConnection(self.core, self), self.host,
                                                   self.kv_port, reuse_address=True)
@@ -232,14 +238,6 @@ def _validate_name(name):
     return None
 
 
-class BucketError(ValueError):
-    """Bucket creation rejected; ``errors`` maps field names to messages (as the REST API)."""
-
-    def __init__(self, errors):
-        super().__init__("; ".join("%s: %s" % kv for kv in errors.items()))
-        self.errors = errors
-
-
 class ClusterCore:
     """Cluster state; every method runs on the event-loop thread."""
 
@@ -413,7 +411,9 @@ class ClusterCore:
                 del self.mangles[key]
         return rule.apply(reply)
 
-    # -- control operations (coroutines so that node start/stop can be awaited) ------------------
+    # -- control commands (coroutines so that node start/stop can be awaited) --------------------
+    # Each is defined here once; commands.py makes the HTTP route, /mock/help, --help, the docs'
+    # list and the MockCluster method from it. The docstring's first line is its summary.
 
     def _node(self, index):
         index = int(index)
@@ -421,11 +421,16 @@ class ClusterCore:
             raise IndexError("no node %d (cluster has %d)" % (index, len(self.nodes)))
         return self.nodes[index]
 
-    async def failover(self, node_index):
-        index = node_index
-        node = self._node(index)
+    @command(node_index=NODE_ALIASES)
+    async def failover(self, node_index: int) -> "dict[str, Any]":
+        """Fail over a node: its vbuckets go to replicas (or survivors), it stops listening.
+
+        The new map is published first (the config revision is bumped and pushed), then the node
+        drops its connections, as a cluster does. Returns ``info()``.
+        """
+        node = self._node(node_index)
         if node.failed:
-            return self.info()
+            return self.public_info()
         survivors = [n for n in self.config_nodes() if n is not node]
         if not survivors:
             raise ValueError("cannot fail over the last node")
@@ -437,20 +442,30 @@ class ClusterCore:
         # clients learn where its vbuckets went before its connections drop.
         self.bump()
         await node.stop()
-        return self.info()
+        return self.public_info()
 
-    async def restart(self, node_index):
-        index = node_index
-        node = self._node(index)
+    @command("respawn", node_index=NODE_ALIASES)
+    async def restart(self, node_index: int) -> "dict[str, Any]":
+        """Restart a node: drop its connections and listen again on the same ports.
+
+        A failed-over node rejoins the cluster (with a rebalance). Bumps the revision; returns
+        ``info()``.
+        """
+        node = self._node(node_index)
         await node.stop()
         await node.start()
         if node.failed:
             node.failed = False
             self._rebalance()
         self.bump()
-        return self.info()
+        return self.public_info()
 
-    async def add_node(self, rebalance=True):
+    @command("addnode")
+    async def add_node(self, rebalance: bool = True) -> "dict[str, Any]":
+        """Add a node on new ports; with ``rebalance`` vbuckets are spread over it.
+
+        Bumps the revision; returns ``info()``.
+        """
         if len(self.nodes) >= MAX_NODES:
             raise ValueError("a mock cluster has at most %d nodes" % MAX_NODES)
         node = Node(self, len(self.nodes), self.host, *self._ports_for(len(self.nodes)))
@@ -461,7 +476,7 @@ class ClusterCore:
         else:
             self.balanced = False
         self.bump()
-        return self.info()
+        return self.public_info()
 
     def _rebalance(self):
         nodes = self.config_nodes()
@@ -469,14 +484,17 @@ class ClusterCore:
             bucket.assign(nodes)
         self.balanced = True
 
-    async def rebalance(self):
+    @command()
+    async def rebalance(self) -> "dict[str, Any]":
+        """Spread every bucket's vbuckets evenly over the live nodes; bumps the revision."""
         self._rebalance()
         self.bump()
-        return self.info()
+        return self.public_info()
 
-    async def drop_connections(self, node_index=None):
-        index = node_index
-        nodes = self.nodes if index is None else [self._node(index)]
+    @command("dropconnections", node_index=NODE_ALIASES)
+    async def drop_connections(self, node_index: Optional[int] = None) -> "dict[str, Any]":
+        """Abort every client connection (KV and HTTP streams), of one node or (None) all."""
+        nodes = self.nodes if node_index is None else [self._node(node_index)]
         for node in nodes:
             node.drop_connections()
         for stream in list(self.streams):
@@ -484,26 +502,48 @@ class ClusterCore:
                 stream.close()
         return {}
 
-    async def hiccup(self, msecs, offset=0):
+    @command(msecs=("ms",))
+    async def hiccup(self, msecs: int, offset: int = 0) -> "dict[str, Any]":
+        """Delay every KV reply by ``msecs`` ms after its first ``offset`` bytes; 0 turns it off.
+
+        Server latency: pipelined replies are each delayed once, not one after another.
+        """
         self.hiccup_ms = max(0, int(msecs))
         self.hiccup_offset = max(0, int(offset))
         self._update_write_faults()
         return {"msecs": self.hiccup_ms, "offset": self.hiccup_offset}
 
-    async def stall(self, on=True):
+    @command()
+    async def stall(self, on: bool = True) -> "dict[str, Any]":
+        """Stop reading KV requests (a hung node) until called with ``on=False``.
+
+        Requests fill the socket buffers and nothing is answered.
+        """
         self.stalled = bool(on)
         for node in self.nodes:
             for conn in list(node.kv_conns):
                 conn.apply_stall()
         return {"stalled": self.stalled}
 
-    async def truncate(self, limit, close=True):
+    @command()
+    async def truncate(self, limit: Optional[int], close: bool = True) -> "dict[str, Any]":
+        """Cut every KV reply batch to ``limit`` bytes, then close the connection if ``close``.
+
+        None or a negative limit turns it off.
+        """
         self.truncate_limit = None if limit is None or int(limit) < 0 else int(limit)
         self.truncate_close = bool(close)
         self._update_write_faults()
         return {"limit": -1 if self.truncate_limit is None else self.truncate_limit}
 
-    async def opfail(self, status, count, opcode=None, bucket=None):
+    @command(status=("code",), opcode=("operation", "op"))
+    async def opfail(self, status: int, count: int, opcode: Optional[Union[str, int]] = None,
+                     bucket: Optional[str] = None) -> "dict[str, Any]":
+        """Answer the next ``count`` data requests with ``status`` instead of executing them.
+
+        ``count`` < 0: all of them; 0 removes the rule. ``opcode`` (a number or a name such as
+        "GET"; None: any data operation) and ``bucket`` (None: any) narrow the rule.
+        """
         status = int(status, 0) if isinstance(status, str) else int(status)
         count = int(count)
         op = None if opcode in (None, "", "*") else opcode_from_name(opcode)
@@ -512,17 +552,35 @@ class ClusterCore:
             self.opfails.append(OpFail(status, count, op, bucket))
         return {"rules": len(self.opfails)}
 
-    async def mangle(self, key, count=-1, body=None, close=False, **fields):
-        key = key.encode() if isinstance(key, str) else bytes(key)
-        fields = {name: int(value) for name, value in fields.items() if value is not None}
+    @command()
+    async def mangle(self, key: Union[str, bytes], count: int = -1, body: Optional[bytes] = None,
+                     close: bool = False, *, magic: Optional[int] = None, opcode: Optional[int] = None,
+                     keylen: Optional[int] = None, extlen: Optional[int] = None,
+                     datatype: Optional[int] = None, status: Optional[int] = None,
+                     bodylen: Optional[int] = None, opaque: Optional[int] = None,
+                     cas: Optional[int] = None) -> "dict[str, Any]":
+        """Rewrite the next ``count`` replies to data requests for ``key``, as a hostile node would.
+
+        ``count`` < 0: all of them; 0 removes the rule. Each header field given (``magic`` ...
+        ``cas``, the names of ``MANGLE_FIELDS``) is set to its value; ``body`` (bytes; hex over
+        HTTP) replaces the body, whose length the header follows unless ``bodylen`` is given.
+        The connection closes after the reply if ``close``, or when the header's body length
+        does not match the body sent. A field that does not exist or does not fit is a
+        ValueError and leaves the rule in place.
+        """
+        given = locals()  # the keyword-only parameters are MANGLE_FIELDS, by name (a test checks)
+        fields = {name: int(given[name]) for name in MANGLE_FIELDS if given[name] is not None}
+        raw = key.encode() if isinstance(key, str) else bytes(key)
         rule = Mangle(fields, None if body is None else bytes(body), bool(close), int(count))
         if rule.count == 0:
-            self.mangles.pop(key, None)
+            self.mangles.pop(raw, None)
         else:
-            self.mangles[key] = rule
+            self.mangles[raw] = rule
         return {"rules": len(self.mangles)}
 
-    async def time_travel(self, seconds):
+    @command("timetravel", seconds=("offset", "secs"))
+    async def time_travel(self, seconds: float) -> "dict[str, Any]":
+        """Move the mock clock (expiry, lock timeouts) forward by ``seconds``."""
         self.clock.travel(float(seconds))
         return {"offset": self.clock.offset}
 
@@ -552,8 +610,17 @@ class ClusterCore:
             errors["ramQuota"] = "The RAM Quota must be a number."
         return errors
 
-    async def create_bucket(self, name, password="", bucket_type="couchbase", replicas=None,
-                            ram_quota_mb=100, flush_enabled=True):
+    @command(password=("saslPassword",), bucket_type=("bucketType", "type"), replicas=("replicaNumber",),
+             ram_quota_mb=("ramQuotaMB",), flush_enabled=("flushEnabled",))
+    async def create_bucket(self, name: str, password: str = "", bucket_type: str = "couchbase",
+                            replicas: Optional[int] = None, ram_quota_mb: int = 100,
+                            flush_enabled: bool = True) -> "dict[str, Any]":
+        """Create a bucket, "couchbase" (vbuckets, replicas) or "memcached" (ketama).
+
+        Invalid arguments raise BucketError (a ValueError whose ``errors`` maps each field to
+        its problem, as the REST API reports them); nothing is created then. ``replicas`` None
+        is the cluster's default.
+        """
         errors = self.bucket_errors(name, bucket_type, replicas, ram_quota_mb)
         if errors:
             raise BucketError(errors)
@@ -565,7 +632,9 @@ class ClusterCore:
         self.bump()
         return {"bucket": name}
 
-    async def delete_bucket(self, name):
+    @command()
+    async def delete_bucket(self, name: str) -> "dict[str, Any]":
+        """Delete a bucket; its KV connections and config streams are closed."""
         bucket = self.buckets.pop(name, None)
         if bucket is None:
             raise KeyError(name)
@@ -579,27 +648,42 @@ class ClusterCore:
         self.bump()
         return {"bucket": name}
 
-    async def flush_bucket(self, name):
+    @command(name=("bucket",))
+    async def flush_bucket(self, name: str) -> "dict[str, Any]":
+        """Remove every document of a bucket."""
         bucket = self.buckets.get(name)
         if bucket is None:
             raise KeyError(name)
         bucket.store.flush()
         return {"bucket": name}
 
-    async def create_user(self, name, password, roles=("admin",)):
+    @command()
+    async def create_user(self, name: str, password: str,
+                          roles: "Sequence[str]" = ("admin",)) -> "dict[str, Any]":
+        """Create or replace an RBAC user; roles like "admin" or "bucket_full_access[NAME]".
+
+        Over HTTP ``roles`` is a comma-separated list.
+        """
         if not name:
             raise ValueError("user name must not be empty")
         self.users[name] = User(name, password, roles)
         self._salts.pop(name, None)
         return {"user": name}
 
-    async def delete_user(self, name):
+    @command()
+    async def delete_user(self, name: str) -> "dict[str, Any]":
+        """Delete an RBAC user."""
         if name not in self.users:
             raise KeyError(name)
         del self.users[name]
         return {"user": name}
 
-    async def set_sasl_mechanisms(self, mechanisms):
+    @command(mechanisms=("mechs",))
+    async def set_sasl_mechanisms(self, mechanisms: "Sequence[str]") -> "dict[str, Any]":
+        """Restrict the SASL mechanisms offered (a list, or one string of names separated by spaces).
+
+        Over HTTP the names are separated by commas or spaces.
+        """
         mechs = mechanisms.split() if isinstance(mechanisms, str) else list(mechanisms)
         unknown = [m for m in mechs if m not in MECHANISMS]
         if unknown:
@@ -607,7 +691,9 @@ class ClusterCore:
         self.sasl_mechanisms = mechs
         return {"mechanisms": mechs}
 
-    async def keyinfo(self, key, bucket="default"):
+    @command()
+    async def keyinfo(self, key: Union[str, bytes], bucket: str = "default") -> "dict[str, Any]":
+        """Where a key lives (vbucket, active and replica nodes) and its metadata."""
         b = self.buckets.get(bucket)
         if b is None:
             raise KeyError(bucket)
@@ -629,8 +715,18 @@ class ClusterCore:
                          "locked": bool(b.store.is_locked(item))})
         return info
 
-    def info(self):
-        """Public description of the cluster (the READY line's JSON)."""
+    @command("mockinfo", "get_mcports")
+    async def info(self) -> "dict[str, Any]":
+        """Ports, credentials, buckets, failed nodes and revision (the READY line's JSON)."""
+        return self.public_info()
+
+    @command()
+    async def help(self) -> "dict[str, Any]":
+        """Every control command: its parameters (type, default, HTTP aliases) and summary."""
+        return {"commands": describe()}
+
+    def public_info(self):
+        """Public description of the cluster (``info``; callable on the loop thread only)."""
         nodes = self.nodes
         return {
             "host": self.host,
@@ -665,269 +761,3 @@ def _normalize_buckets(buckets):
         name, _, pw = str(spec).partition(":")
         out[name] = pw
     return out
-
-
-class MockCluster:
-    """A Couchbase cluster stand-in running in a background thread.
-
-    ``MockCluster(nodes=1, buckets=None, username="Administrator", password="password",
-    host="127.0.0.1", port=0, vbuckets=1024)``: ``buckets`` is a dict name -> password or a
-    list of "NAME[:PASSWORD]" strings (default: an open ``default`` bucket). ``port`` is the
-    management port of node 0; node i then uses ``port + 2*i`` (management) and
-    ``port + 2*i + 1`` (KV); 0 picks free ports. Use it as a context manager or call
-    ``start()`` / ``stop()``.
-    """
-
-    def __init__(self, nodes=1, buckets=None, username="Administrator", password="password",
-                 host="127.0.0.1", port=0, vbuckets=DEFAULT_VBUCKETS, replicas=1, start_timeout=10.0):
-        self._core = ClusterCore(nodes, buckets, username, password, host, port, vbuckets, replicas)
-        self.start_timeout = start_timeout
-        self._loop = None
-        self._thread = None
-        self._ready = threading.Event()
-        self._error = None
-
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self):
-        """Start serving in a daemon thread; return once every port listens."""
-        if self._thread is not None:
-            return self
-        self._ready.clear()
-        self._error = None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="couchbase-mock", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(self.start_timeout):
-            self.stop()
-            raise TimeoutError("mock cluster did not start within %.1f s" % self.start_timeout)
-        if self._error is not None:
-            error = self._error
-            self._thread.join()
-            self._thread = None
-            self._loop = None
-            raise error
-        return self
-
-    def _run(self):
-        loop = self._loop
-        asyncio.set_event_loop(loop)
-        loop.set_debug(False)  # asyncio debug mode (python -X dev) would slow the mock several-fold
-        try:
-            loop.run_until_complete(self._core.start())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            try:
-                loop.run_until_complete(self._core.stop())
-                # let aborted connections run their connection_lost, then end what is left
-                loop.run_until_complete(asyncio.sleep(0.01))
-                pending = asyncio.all_tasks(loop)
-                for task in pending:
-                    task.cancel()
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(self._core.stop())
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-
-    def stop(self):
-        """Stop serving, close every connection and join the thread (idempotent)."""
-        thread, loop = self._thread, self._loop
-        if thread is None:
-            return
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(loop.stop)
-            except RuntimeError:
-                pass
-        thread.join(30)
-        self._thread = None
-        self._loop = None
-
-    close = stop
-
-    @property
-    def running(self):
-        """True while the mock serves."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def __repr__(self):
-        state = "running" if self.running else "stopped"
-        return "<MockCluster %s nodes=%d port=%s>" % (state, len(self._core.nodes), self.port)
-
-    def _call(self, coro, timeout=30):
-        if not self.running:
-            coro.close()
-            raise RuntimeError("the mock cluster is not running")
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("call the coroutine directly on the mock's loop")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    # -- description --------------------------------------------------------------------------
-
-    @property
-    def host(self):
-        """Address the nodes listen on and advertise."""
-        return self._core.host
-
-    @property
-    def port(self):
-        """Management (HTTP) port of node 0."""
-        return self._core.nodes[0].mgmt_port
-
-    @property
-    def kv_ports(self):
-        """KV (memcached protocol) port of every node, in node order."""
-        return [n.kv_port for n in self._core.nodes]
-
-    @property
-    def mgmt_ports(self):
-        """Management (HTTP) port of every node, in node order."""
-        return [n.mgmt_port for n in self._core.nodes]
-
-    @property
-    def username(self):
-        """The RBAC administrator's user name."""
-        return self._core.admin_user
-
-    @property
-    def password(self):
-        """The RBAC administrator's password."""
-        return self._core.users[self._core.admin_user].password
-
-    @property
-    def buckets(self):
-        """Bucket name -> password."""
-        return {b.name: b.password for b in list(self._core.buckets.values())}
-
-    @property
-    def nodes(self):
-        """Number of nodes (failed-over ones included)."""
-        return len(self._core.nodes)
-
-    @property
-    def rev(self):
-        """Current configuration revision."""
-        return self._core.rev
-
-    @property
-    def core(self):
-        """The loop-side state (for advanced tests; touch it only on the mock's loop)."""
-        return self._core
-
-    def info(self):
-        """The dict printed on the READY line."""
-        return self._core.info()
-
-    def _hostport(self, port):
-        return _config.hostport(self.host, port)
-
-    def connstr(self, bucket="default", node=0):
-        """libcouchbase connection string bootstrapping over HTTP: couchbase://H:MGMT=http/BUCKET."""
-        return "couchbase://%s=http/%s" % (self._hostport(self.mgmt_ports[node]), bucket)
-
-    def kv_connstr(self, bucket="default", node=0):
-        """Connection string bootstrapping over CCCP: couchbase://H:KVPORT/BUCKET."""
-        return "couchbase://%s/%s" % (self._hostport(self.kv_ports[node]), bucket)
-
-    # -- control ------------------------------------------------------------------------------
-
-    def failover(self, node_index):
-        """Fail over node ``node_index``: its vbuckets go to replicas (or survivors), the node
-        stops listening and drops its connections; the config revision is bumped and pushed."""
-        return self._call(self._core.failover(node_index))
-
-    def restart(self, node_index):
-        """Restart node ``node_index``: drop its connections and listen again on the same ports.
-        A failed-over node rejoins the cluster (with a rebalance). Bumps the revision."""
-        return self._call(self._core.restart(node_index))
-
-    def add_node(self, rebalance=True):
-        """Add a node (new ports); with ``rebalance`` vbuckets are spread over it. Returns info()."""
-        return self._call(self._core.add_node(rebalance))
-
-    def rebalance(self):
-        """Spread every bucket's vbuckets evenly over the live nodes; bumps the revision."""
-        return self._call(self._core.rebalance())
-
-    def hiccup(self, msecs, offset=0):
-        """Delay every KV reply by ``msecs`` ms after its first ``offset`` bytes (server latency:
-        pipelined replies are each delayed once, not one after another); 0 turns it off."""
-        return self._call(self._core.hiccup(msecs, offset))
-
-    def stall(self, on=True):
-        """Stop reading KV requests (a hung node: requests fill the socket buffers, nothing is
-        answered) until called with ``on=False``."""
-        return self._call(self._core.stall(on))
-
-    def truncate(self, limit, close=True):
-        """Cut every KV reply batch to ``limit`` bytes (then close the connection if ``close``);
-        None or a negative limit turns it off."""
-        return self._call(self._core.truncate(limit, close))
-
-    def opfail(self, status, count, opcode=None, bucket=None):
-        """Answer the next ``count`` requests (count < 0: all; 0: remove the rule) for ``opcode``
-        (a number or a name such as "GET"; None: any data operation) in ``bucket`` (None: any)
-        with ``status`` instead of executing them."""
-        return self._call(self._core.opfail(status, count, opcode, bucket))
-
-    def mangle(self, key, count=-1, body=None, close=False, **fields):
-        """Rewrite the next ``count`` replies (count < 0: all; 0: remove the rule) to data
-        requests for ``key`` as a broken or hostile node would: header ``fields`` (names in
-        ``MANGLE_FIELDS``: magic, opcode, keylen, extlen, datatype, status, bodylen, opaque,
-        cas) set to the values given, the body replaced by ``body`` (bytes; the body length
-        follows it unless ``bodylen`` is given). The connection closes after the reply if
-        ``close``, or when the header's body length does not match the body sent."""
-        return self._call(self._core.mangle(key, count, body, close, **fields))
-
-    def time_travel(self, seconds):
-        """Move the mock clock (expiry, lock timeouts) forward by ``seconds``."""
-        return self._call(self._core.time_travel(seconds))
-
-    def drop_connections(self, node_index=None):
-        """Abort every client connection (KV and HTTP streams), of one node or all."""
-        return self._call(self._core.drop_connections(node_index))
-
-    def create_bucket(self, name, password="", bucket_type="couchbase", replicas=None,
-                      ram_quota_mb=100, flush_enabled=True):
-        """Create a bucket ("couchbase" or "memcached"); raises BucketError (a ValueError with
-        ``errors``, as the REST API reports them) on invalid arguments."""
-        return self._call(self._core.create_bucket(name, password, bucket_type, replicas,
-                                                   ram_quota_mb, flush_enabled))
-
-    def delete_bucket(self, name):
-        """Delete a bucket; its KV connections and config streams are closed."""
-        return self._call(self._core.delete_bucket(name))
-
-    def flush_bucket(self, name):
-        """Remove every document of a bucket."""
-        return self._call(self._core.flush_bucket(name))
-
-    def create_user(self, name, password, roles=("admin",)):
-        """Create or replace an RBAC user; roles like "admin" or "bucket_full_access[NAME]"."""
-        return self._call(self._core.create_user(name, password, roles))
-
-    def delete_user(self, name):
-        """Delete an RBAC user."""
-        return self._call(self._core.delete_user(name))
-
-    def set_sasl_mechanisms(self, mechanisms):
-        """Restrict the SASL mechanisms offered (list or space-separated string)."""
-        return self._call(self._core.set_sasl_mechanisms(mechanisms))
-
-    def keyinfo(self, key, bucket="default"):
-        """Where a key lives (vbucket, nodes) and its metadata."""
-        return self._call(self._core.keyinfo(key, bucket))

@@ -12,7 +12,8 @@ import re
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import config as _config
-from .cluster import BucketError
+from .control import run_command
+from .errors import BucketError
 
 MAX_BODY = 20 * 1024 * 1024
 MAX_HEADERS = 100
@@ -292,7 +293,6 @@ async def _route(core, node, request, writer):
     parts = [p for p in request.path.split("/") if p]
     host = _public_host(core, request)
     if parts and parts[0] == "mock":
-        from .control import run_command
         if len(parts) != 2:
             raise HTTPError(404, _NOT_FOUND)
         return await run_command(core, parts[1], request.form())

@@ -12,8 +12,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from couchbase.mock import MockCluster  # noqa: E402
-from couchbase.mock.pytest_plugin import couchbase_mock, couchbase_mock_factory  # noqa: E402,F401
+from couchbase.mock import MockCluster  # noqa: E402  (the plugin's fixtures: tests/conftest.py)
 
 
 @pytest.fixture

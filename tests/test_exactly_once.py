@@ -1,0 +1,427 @@
+"""Exactly once: a connection that fails after the server applied a request
+but before its reply arrived must never make the client apply it again.
+
+Each fault test runs thousands of increments and appends while the mock
+cluster injects the fault over and over, and keeps, per key, how many
+requests were acknowledged, how many raised OutcomeUnknownError (or timed
+out: also unknown) and how many failed for sure. Then for every key the
+change the server holds must lie between the acknowledged count and the
+acknowledged plus the unknown count, and no request may have been applied
+twice: every append carries a token of its own, so a token found twice is a
+request applied twice, a token of an acknowledged append must be there once
+and one of a failed append not at all.
+"""
+
+import collections
+import itertools
+import random
+import threading
+import time
+
+import pytest
+from threads_util import run_threads
+
+from couchbase import FMT_PLAIN, Couchbase
+from couchbase.exceptions import CouchbaseError, OutcomeUnknownError, TimeoutError
+from couchbase.mock import MockCluster
+
+KEYS = 24  # per test: spread over the nodes' vbuckets
+BATCH = 8  # keys per multi-key call
+OPS_PER_FAULT = 3000  # at least this many increments and appends (keys counted singly) per test
+MIN_SECONDS = 2.5  # and for at least this long, so that the fault strikes many times
+MAX_SECONDS = 20  # but no longer (a loaded machine)
+
+
+@pytest.fixture
+def cluster3():
+    """A private 3-node cluster (these tests inject faults into it)."""
+    with MockCluster(nodes=3, buckets={"default": ""}) as mock:
+        yield mock
+
+
+def _connect(mock, **options):
+    options.setdefault("timeout", 5.0)
+    return Couchbase.connect(mock.host, mock.port, password="", bucket="default", **options)
+
+
+class Ledger:
+    """What the client reported for each key's requests. Thread-safe."""
+
+    def __init__(self, keys):
+        self.keys = list(keys)
+        self.acked = collections.Counter()
+        self.unknown = collections.Counter()  # OutcomeUnknownError
+        self.timeouts = collections.Counter()  # no reply in time: unknown as well
+        self.failed = collections.Counter()  # any other error: not applied
+        self.tokens = {}  # append token -> "acked", "unknown" or "failed"
+        self._lock = threading.Lock()
+
+    def record(self, key, outcome, token=None):
+        if isinstance(outcome, OutcomeUnknownError):
+            kind, counter = "unknown", self.unknown
+        elif isinstance(outcome, TimeoutError):
+            kind, counter = "unknown", self.timeouts
+        elif isinstance(outcome, CouchbaseError):
+            kind, counter = "failed", self.failed
+        else:
+            kind, counter = "acked", self.acked
+        with self._lock:
+            counter[key] += 1
+            if token is not None:
+                self.tokens[token] = kind
+
+    def record_call(self, keys, call, arg, tokens=None, value=None):
+        """Run call(arg) (or call(arg, value)), a single- or multi-key call,
+        and record each key's outcome."""
+        try:
+            result = call(arg) if value is None else call(arg, value)
+        except CouchbaseError as e:
+            if e.all_results is None:
+                results = dict.fromkeys(keys, e)
+            else:
+                results = e.all_results
+                if isinstance(e, OutcomeUnknownError):
+                    assert e.key in results and results[e.key] is e
+        else:
+            results = result if isinstance(result, dict) else {keys[0]: result}
+        assert sorted(results) == sorted(keys)
+        for key in keys:
+            self.record(key, results[key], tokens[key] if tokens else None)
+
+    def totals(self):
+        names = ("acked", "unknown", "timeouts", "failed")
+        return {name: sum(getattr(self, name).values()) for name in names}
+
+
+def _read_back(cb, keys):
+    """The keys' final values, once the cluster answers again."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return dict(zip(keys, cb.get(keys, format=FMT_PLAIN)))
+        except CouchbaseError:
+            assert time.monotonic() < deadline, "the cluster never came back"
+            time.sleep(0.1)
+
+
+def _check_counters(ledger, final):
+    """acked <= final - initial (0) <= acked + unknown, for every key."""
+    silent = 0
+    for key in ledger.keys:
+        delta = int(final[key])
+        low = ledger.acked[key]
+        high = low + ledger.unknown[key] + ledger.timeouts[key]
+        assert delta >= low, f"{key}: {delta} applied, {low} acknowledged: an acknowledged incr was lost"
+        silent += max(0, delta - high)
+    return silent
+
+
+def _check_appends(ledger, final):
+    """Each token at most once; acknowledged ones once, failed ones never."""
+    seen = collections.Counter()
+    for key in ledger.keys:
+        seen.update(t for t in final[key].decode().split(",") if t)
+    silent = sum(n - 1 for n in seen.values() if n > 1)
+    for token, kind in ledger.tokens.items():
+        if kind == "acked":
+            assert seen[token] >= 1, f"acknowledged append {token} was lost"
+        elif kind == "failed":
+            assert seen[token] == 0, f"append {token} failed without 'outcome unknown', yet was applied"
+    silent += sum(n for token, n in seen.items() if token not in ledger.tokens)  # applied, never asked
+    counts = collections.Counter(ledger.tokens.values())
+    applied_unknown = sum(1 for t, k in ledger.tokens.items() if k == "unknown" and seen[t])
+    return silent, counts, applied_unknown
+
+
+class Workload:
+    """Increments and appends, single-key and multi-key, from one thread or
+    several sharing the Connection, until `ops` key-operations are done and
+    MIN_SECONDS have passed (or MAX_SECONDS)."""
+
+    def __init__(self, cb, prefix, ops):
+        self.cb = cb
+        self.counters = Ledger(f"{prefix}:n{i}" for i in range(KEYS))
+        self.appended = Ledger(f"{prefix}:a{i}" for i in range(KEYS))
+        self.ops = ops
+        self.done = 0
+        self.start = time.monotonic()
+        self._tokens = itertools.count()
+        self._lock = threading.Lock()
+        cb.set(dict.fromkeys(self.counters.keys, 0))
+        cb.set(dict.fromkeys(self.appended.keys, b""), format=FMT_PLAIN)
+
+    def finished(self):
+        elapsed = time.monotonic() - self.start
+        return elapsed > MAX_SECONDS or (self.done >= self.ops and elapsed > MIN_SECONDS)
+
+    def _claim(self, n):
+        with self._lock:
+            if self.finished():
+                return False
+            self.done += n
+            return True
+
+    def _token(self):
+        return f"t{next(self._tokens)}"
+
+    def run(self, worker):
+        rnd = random.Random(worker)
+        cb = self.cb
+        while True:
+            form = rnd.randrange(4)
+            if form == 0 and self._claim(1):
+                key = rnd.choice(self.counters.keys)
+                self.counters.record_call([key], cb.incr, key)
+            elif form == 1 and self._claim(BATCH):
+                keys = rnd.sample(self.counters.keys, BATCH)
+                self.counters.record_call(keys, cb.incr, keys)
+            elif form == 2 and self._claim(1):
+                key = rnd.choice(self.appended.keys)
+                token = self._token()
+                self.appended.record_call([key], cb.append, key, {key: token}, token.encode() + b",")
+            elif form == 3 and self._claim(BATCH):
+                keys = rnd.sample(self.appended.keys, BATCH)
+                tokens = {k: self._token() for k in keys}
+                values = {k: t.encode() + b"," for k, t in tokens.items()}
+                self.appended.record_call(keys, cb.append, values, tokens)
+            elif self.finished():
+                return
+
+    def check(self):
+        """Assert exactly-once; return the figures."""
+        final = _read_back(self.cb, self.counters.keys + self.appended.keys)
+        silent_incr = _check_counters(self.counters, final)
+        silent_append, kinds, applied_unknown = _check_appends(self.appended, final)
+        assert self.done >= self.ops, f"only {self.done} operations in {MAX_SECONDS} s"
+        figures = {"incr": self.counters.totals(), "append": self.appended.totals(),
+                   "unknown appends applied": applied_unknown,
+                   "silent duplicates": silent_incr + silent_append}
+        assert silent_incr == 0 and silent_append == 0, figures
+        return figures
+
+
+def _truncate(mock, rnd, node):
+    mock.truncate(rnd.choice([0, 10, 24, 40]))  # cut the next reply batch, close
+    time.sleep(0.003)
+    mock.truncate(None)
+
+
+def _drop(mock, rnd, node):
+    mock.drop_connections(node)
+
+
+def _restart(mock, rnd, node):
+    mock.restart(node)
+
+
+def _failover(mock, rnd, node):
+    mock.failover(node)
+    time.sleep(0.05)
+    mock.restart(node)  # back into the cluster, for the next round
+
+
+# fault -> (injector, pause between injections in s, reply delay in ms). The
+# delay keeps requests applied but unanswered when the fault strikes: the
+# window in which a replay doubles them.
+FAULTS = {
+    "truncate": (_truncate, 0.02, 0),
+    "drop_connections": (_drop, 0.03, 3),
+    "restart": (_restart, 0.1, 3),
+    "failover": (_failover, 0.2, 3),
+}
+
+
+def _inject(mock, fault, stop):
+    inject, pause, _ = FAULTS[fault]
+    rnd = random.Random(fault)
+    rounds = 0
+    while not stop.is_set():
+        inject(mock, rnd, rnd.randrange(mock.nodes))
+        rounds += 1
+        stop.wait(pause)
+    return rounds
+
+
+def _run_under_fault(mock, fault, threads, ops):
+    with _connect(mock) as cb:
+        work = Workload(cb, f"{fault}:{threads}", ops)
+        stop = threading.Event()
+        rounds = []
+
+        def injector():
+            try:
+                rounds.append(_inject(mock, fault, stop))
+            except BaseException as e:  # reported by the test
+                rounds.append(e)
+
+        thread = threading.Thread(target=injector, daemon=True)
+        mock.hiccup(FAULTS[fault][2])
+        thread.start()
+        try:
+            run_threads(work.run, threads, timeout=120)
+        finally:
+            stop.set()
+            thread.join(30)
+            mock.hiccup(0)
+        assert rounds and isinstance(rounds[0], int), rounds
+        figures = work.check()
+        figures["fault rounds"] = rounds[0]
+        figures["replays stopped"] = cb._replays_stopped
+        print(f"\n{fault} ({threads} thread(s)): {figures}")
+        return figures
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_no_request_is_applied_twice(cluster3, fault):
+    figures = _run_under_fault(cluster3, fault, 1, OPS_PER_FAULT)
+    assert figures["fault rounds"] > 0
+
+
+def test_no_request_is_applied_twice_from_4_threads(cluster3):
+    figures = _run_under_fault(cluster3, "drop_connections", 4, OPS_PER_FAULT)
+    assert figures["fault rounds"] > 0
+
+
+def _until_answered(call, arg, seconds=20):
+    """call(arg) once the cluster answers again (network errors retried)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call(arg)
+        except CouchbaseError:
+            assert time.monotonic() < deadline, "the cluster never came back"
+            time.sleep(0.05)
+
+
+def _in_flight(mock, node=None, delay_ms=300):
+    """Drop the connections while requests sent now are applied but
+    unanswered (their replies are delayed)."""
+    mock.hiccup(delay_ms)
+    timer = threading.Timer(delay_ms / 3000, lambda: mock.drop_connections(node))
+    timer.start()
+    return timer
+
+
+def test_a_multi_key_call_marks_each_unknown_key(cluster3):
+    with _connect(cluster3) as cb:
+        keys = [f"multi:{i}" for i in range(40)]
+        cb.set(dict.fromkeys(keys, 10))
+        timer = _in_flight(cluster3)
+        try:
+            with pytest.raises(OutcomeUnknownError) as info:
+                cb.incr(keys)
+        finally:
+            timer.join()
+            cluster3.hiccup(0)
+        results = info.value.all_results
+        assert sorted(results) == sorted(keys)
+        unknown = {k for k, r in results.items() if isinstance(r, OutcomeUnknownError)}
+        assert unknown and all(results[k] == 11 for k in set(keys) - unknown)
+        for key in unknown:
+            error = results[key]
+            assert error.key == key and error.operation == "incr"
+            assert key in str(error) and "incr" in str(error) and "may have been applied" in str(error)
+        final = _until_answered(cb.get, keys)
+        assert all(v in (10, 11) for v in final)  # applied once or not at all
+        assert all(v == 11 for k, v in zip(keys, final) if k not in unknown)
+
+
+def test_reads_are_retried_across_a_dropped_connection(cluster3):
+    with _connect(cluster3) as cb:
+        keys = [f"read:{i}" for i in range(40)]
+        cb.set({k: i for i, k in enumerate(keys)})
+        timer = _in_flight(cluster3)
+        try:
+            assert cb.get(keys) == list(range(40))  # written, dropped, sent again
+            assert cb.get(keys[0], ttl=100) == 0  # get-and-touch too
+            assert cb.touch(keys, ttl=0) == dict.fromkeys(keys, True)
+        finally:
+            timer.join()
+            cluster3.hiccup(0)
+
+
+def test_a_request_never_written_is_sent_once_the_connection_is_up():
+    """Requests queued while their node's connection is not up yet (the node
+    does not answer its handshake) are sent, once, when it is: they succeed."""
+    with MockCluster(nodes=1, buckets={"default": ""}) as mock:
+        setup = _connect(mock)
+        keys = [f"queued:{i}" for i in range(20)]
+        setup.set(dict.fromkeys(keys, 0))
+        setup.close()
+        cb = _connect(mock)  # no KV connection yet: made by the first call
+        mock.stall(True)
+        results = []
+        worker = threading.Thread(target=lambda: results.append(cb.incr(keys)))
+        worker.start()
+        time.sleep(0.3)
+        mock.stall(False)
+        worker.join(10)
+        assert results == [dict.fromkeys(keys, 1)]
+        assert cb.get(keys) == [1] * 20
+        cb.close()
+
+
+def test_replies_that_say_not_applied_are_retried(cb, cluster, key):
+    """NOT_MY_VBUCKET and temporary failures are answers: the request was not
+    applied, and libcouchbase sends it again."""
+    cb.set(key, 5)
+    cluster.opfail(0x86, 2, opcode="INCREMENT")  # ETMPFAIL twice
+    assert cb.incr(key) == 6
+    cluster.opfail(0x07, 2, opcode="APPEND")  # NOT_MY_VBUCKET twice
+    cb.set(key, b"a", format=FMT_PLAIN)
+    assert cb.append(key, b"b")
+    assert cb.get(key, format=FMT_PLAIN) == b"ab"
+
+
+@pytest.mark.parametrize("fault", ["drop_connections", "failover"])
+def test_large_appends_sent_as_built_packets_are_never_applied_twice(cluster3, fault):
+    """Values from 16 KiB on go out as packets the binding builds
+    (_forward.pxi): the same rule holds for them."""
+    with _connect(cluster3) as cb:
+        work = Workload(cb, f"large:{fault}", 0)
+        pad = b"." * 16384
+        stop = threading.Event()
+        rounds = []
+        injector = threading.Thread(target=lambda: rounds.append(_inject(cluster3, fault, stop)), daemon=True)
+        cluster3.hiccup(3)
+        injector.start()
+        try:
+            for i in range(300):
+                key = work.appended.keys[i % 6]
+                token = work._token()
+                work.appended.record_call([key], cb.append, key, {key: token}, pad + token.encode() + b",")
+        finally:
+            stop.set()
+            injector.join(30)
+            cluster3.hiccup(0)
+        final = _read_back(cb, work.appended.keys)
+        final = {k: v.replace(b".", b"") for k, v in final.items()}
+        silent, _, _ = _check_appends(work.appended, final)
+        assert silent == 0 and rounds and rounds[0] > 0
+
+
+def test_a_failover_never_moves_an_applied_request_to_the_new_owner(cluster3):
+    """A configuration that removes a node makes libcouchbase move the node's
+    unanswered requests to the new owner without asking the retry strategy;
+    the IO plugin stops one that was written already (couchbase/_wire.h)."""
+    with _connect(cluster3) as cb:
+        for attempt in range(10):
+            key = next(f"moved:{attempt}:{i}" for i in itertools.count()
+                       if cluster3.keyinfo(f"moved:{attempt}:{i}")["active"] == 1)
+            cb.set(key, 0)
+            cluster3.hiccup(300)  # applied at once, answered late
+            timer = threading.Timer(0.1, cluster3.failover, (1,))
+            timer.start()
+            try:
+                outcome = cb.incr(key)
+            except OutcomeUnknownError as e:
+                outcome = e
+            finally:
+                timer.join()
+                cluster3.hiccup(0)
+            assert _until_answered(cb.get, key) == 1  # applied once, never twice
+            assert outcome == 1 or isinstance(outcome, OutcomeUnknownError)
+            cluster3.restart(1)  # back into the cluster
+            if cb._replays_stopped:
+                break
+        assert cb._replays_stopped > 0, "libcouchbase never moved a written request"
