@@ -495,3 +495,68 @@ cdef extern from "libcouchbase/logger.h" nogil:
     lcb_STATUS lcb_logger_destroy(lcb_LOGGER *logger)
     lcb_STATUS lcb_logger_callback(lcb_LOGGER *logger, lcb_LOGGER_CALLBACK callback)
     lcb_STATUS lcb_logger_cookie(const lcb_LOGGER *logger, void **cookie)
+
+
+cdef extern from "libcouchbase/iops.h" nogil:
+    # An IO plugin of the event model driven by an asyncio loop (_aio_io.pxi):
+    # the procs libcouchbase asks a v2 plugin for, and the BSD socket calls it
+    # wires itself.
+    ctypedef int lcb_socket_t
+    ctypedef void (*lcb_ioE_callback)(lcb_socket_t sock, short events, void *uarg) noexcept
+    ctypedef void (*lcb_io_start_fn)(lcb_io_opt_t iops) noexcept
+    ctypedef void (*lcb_io_stop_fn)(lcb_io_opt_t iops) noexcept
+    ctypedef void (*lcb_io_tick_fn)(lcb_io_opt_t iops) noexcept
+    ctypedef struct lcb_loop_procs:
+        lcb_io_start_fn start
+        lcb_io_stop_fn stop
+        lcb_io_tick_fn tick
+    ctypedef struct lcb_timer_procs:
+        void *(*create)(lcb_io_opt_t iops) noexcept
+        void (*destroy)(lcb_io_opt_t iops, void *timer) noexcept
+        void (*cancel)(lcb_io_opt_t iops, void *timer) noexcept
+        int (*schedule)(lcb_io_opt_t iops, void *timer, uint32_t usecs, void *uarg,
+                        lcb_ioE_callback callback) noexcept
+    ctypedef void (*lcb_ioE_close_fn)(lcb_io_opt_t iops, lcb_socket_t sock) noexcept
+    ctypedef struct lcb_bsd_procs:
+        lcb_ioE_close_fn close
+    ctypedef struct lcb_ev_procs:
+        void *(*create)(lcb_io_opt_t iops) noexcept
+        void (*destroy)(lcb_io_opt_t iops, void *event) noexcept
+        void (*cancel)(lcb_io_opt_t iops, lcb_socket_t sock, void *event) noexcept
+        int (*watch)(lcb_io_opt_t iops, lcb_socket_t sock, void *event, short evflags, void *uarg,
+                     lcb_ioE_callback callback) noexcept
+    ctypedef struct lcb_completion_procs:
+        pass
+    ctypedef enum lcb_iomodel_t:
+        LCB_IOMODEL_EVENT
+    ctypedef void (*lcb_io_procs_fn)(int version, lcb_loop_procs *loop_procs, lcb_timer_procs *timer_procs,
+                                     lcb_bsd_procs *bsd_procs, lcb_ev_procs *ev_procs,
+                                     lcb_completion_procs *completion_procs, lcb_iomodel_t *iomodel) noexcept
+    short LCB_READ_EVENT
+    short LCB_WRITE_EVENT
+    void lcb_iops_wire_bsd_impl2(lcb_bsd_procs *procs, int version)
+
+
+cdef extern from "_aio_io.h" nogil:
+    lcb_io_opt_t lcbpy_loop_iops_new(void *cookie, lcb_io_procs_fn get_procs,
+                                     void (*destructor)(lcb_io_opt_t io) noexcept)
+    void *lcbpy_loop_iops_cookie(lcb_io_opt_t io)
+    void lcbpy_loop_iops_free(lcb_io_opt_t io)
+
+
+cdef extern from "libcouchbase/couchbase.h" nogil:
+    # What the asyncio driver uses besides the commands above: completion by
+    # callback instead of lcb_wait.
+    ctypedef void (*lcb_bootstrap_callback)(lcb_INSTANCE *instance, lcb_STATUS err) noexcept
+    ctypedef void (*lcb_destroy_callback)(const void *cookie) noexcept
+    lcb_bootstrap_callback lcb_set_bootstrap_callback(lcb_INSTANCE *instance, lcb_bootstrap_callback callback)
+    lcb_destroy_callback lcb_set_destroy_callback(lcb_INSTANCE *instance, lcb_destroy_callback callback)
+    void lcb_destroy_async(lcb_INSTANCE *instance, const void *arg)
+    void lcb_set_cookie(lcb_INSTANCE *instance, const void *cookie)
+    const void *lcb_get_cookie(lcb_INSTANCE *instance)
+
+
+cdef extern from "libcouchbase/cntl.h" nogil:
+    # A synchronous destroy runs libcouchbase's own event loop (never on asyncio).
+    int LCB_CNTL_SET
+    int LCB_CNTL_SYNCDESTROY

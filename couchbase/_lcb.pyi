@@ -1,5 +1,6 @@
 """Type stubs for the compiled module couchbase._lcb."""
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, overload
 
@@ -209,3 +210,35 @@ class Connection:
         extended: bool = ...,
     ) -> dict[Key, Any]: ...
     def stats(self, stats: str | list[str] | tuple[str, ...] | None = ...) -> dict[str, dict[str, Any]]: ...
+
+# The asyncio driver (couchbase/_aio_io.pxi); its public class is couchbase.aio.AsyncConnection.
+
+class _AsyncCore:
+    host: str | None
+    port: int | None
+    bucket: str
+    username: str
+    connection_string: str
+    quiet: bool
+    @property
+    def default_format(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def loop_calls(self) -> int: ...
+    def _start(
+        self, loop: asyncio.AbstractEventLoop, options: dict[str, Any], connection_string: str
+    ) -> asyncio.Future[None]: ...
+    def get(
+        self, key: Key, extended: bool = ..., format: int | None = ..., quiet: bool | None = ...
+    ) -> asyncio.Future[Any]: ...
+    def set(
+        self, key: Key, value: Any, cas: int = ..., ttl: int = ..., format: int | None = ...
+    ) -> asyncio.Future[int]: ...
+    def close(self) -> asyncio.Future[None]: ...
+
+def _bootstrap_error(
+    rc: int, bucket: str, host: str | None, port: int | None, connection_string: str, secrets: tuple[str, ...]
+) -> Exception: ...
+def _connect_options(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Connection.__init__'s arguments, checked, as what opening a connection needs."""

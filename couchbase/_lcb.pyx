@@ -335,79 +335,23 @@ cdef class Connection:
                  unpickle=True):
         if self._instance != NULL:
             raise _exc.ArgumentError("Connection is already initialised")
-        if bucket is None or (type(bucket) is str and not bucket):
-            raise _exc.ArgumentError("a bucket name is required (bucket=...)", operation="connect")
-        bucket = _check_text("bucket", bucket)
-        if not bucket:
-            raise _exc.ArgumentError("a bucket name is required (bucket=...)", operation="connect")
-        if password is not None:
-            password = _check_text("password", password, secret=True)
-        if username is not None:
-            username = _check_text("username", username)
-        cdef uint32_t timeout_us = _check_timeout("timeout", timeout)
-        cdef uint32_t connect_timeout_us = _check_timeout("connect_timeout", connect_timeout)
-        self._default_format = _check_format(default_format, "connect")
-        self._pickles = _check_unpickle(unpickle)
-        self.quiet = _check_flag(quiet, "quiet", "connect")
-        enable_tracing = _check_flag(enable_tracing, "enable_tracing", "connect")
-        enable_operation_metrics = _check_flag(enable_operation_metrics, "enable_operation_metrics",
-                                               "connect")
-        if connection_string is not None:
-            host = port = None  # the connection string names the nodes
-            connection_string = _check_text("connection_string", connection_string, secret=True)
-            connection_string, user_in_url, password_in_url = _split_userinfo(connection_string)
-            if username is None:
-                username = user_in_url
-            if not password and password_in_url is not None:
-                password = password_in_url
-        else:
-            password_in_url = None
-            if host is None or (type(host) is str and not host):
-                raise _exc.ArgumentError("a host is required (or a connection_string)", operation="connect")
-            host = _check_text("host", host)
-            if not _HOST_RE.fullmatch(host):
-                raise _exc.ArgumentError(f"host {_exc.safe_repr(host)} is not a host name or IP address "
-                                         f"(give other nodes and options in connection_string)",
-                                         operation="connect")
-            if not isinstance(port, int) or type(port) is bool or not 0 < int.__int__(port) < 65536:
-                raise _exc.ArgumentError(f"port must be an int from 1 to 65535, not {_exc.safe_repr(port)}",
-                                         operation="connect")
-            port = int.__int__(port)
-            connection_string = (f"couchbase://{_host_for_connstr(host)}:{port}=http/"
-                                 f"{_quote(bucket, safe='')}")
-        options = _connstr_query(connection_string)
-        _check_time_options(options)
-        query_passwords = [value for name, value in options if name in ("password", "pass")]
-        if password is None:
-            if not query_passwords:
-                raise _exc.ArgumentError(
-                    f"a password is required to connect to bucket {bucket!r} (use '' for an open bucket)",
-                    operation="connect")
-            password = ""
-        # every form of every secret given, redacted from messages and log lines
-        self._secrets = tuple(form for secret in [password, password_in_url] + query_passwords
-                              for form in _exc.secret_forms(secret))
-        self.bucket = bucket
-        self.username = username if username is not None else bucket
-        self.host = host
-        self.port = port
-        self._connstr = connection_string
-        self.connection_string = _exc.redact(connection_string, self._secrets)
-        self._password = password
-        self._settings = {
-            "operation_timeout": f"{timeout_us}us",
-            "config_total_timeout": f"{connect_timeout_us}us",
-            "enable_tracing": "true" if enable_tracing else "false",
-            "enable_operation_metrics": "true" if enable_operation_metrics else "false",
-            # The 0.9 API has no collections: every key is in the bucket's default
-            # collection, and libcouchbase's per-key collection lookups cost ~15%.
-            "enable_collections": "false",
-            # Values travel uncompressed: compressing costs client CPU, the scarce
-            # resource of a Python process, servers compress at rest themselves,
-            # and only then can gets and large stores skip libcouchbase's command
-            # layer and copies (_forward.pxi).
-            "compression": "off",
-        }
+        options = _connect_options(host, port, username, password, bucket, quiet,
+                                   connection_string=connection_string, timeout=timeout,
+                                   connect_timeout=connect_timeout, default_format=default_format,
+                                   enable_tracing=enable_tracing,
+                                   enable_operation_metrics=enable_operation_metrics, unpickle=unpickle)
+        self._default_format = options["default_format"]
+        self._pickles = options["pickles"]
+        self.quiet = options["quiet"]
+        self._secrets = options["secrets"]
+        self.bucket = options["bucket"]
+        self.username = options["username"]
+        self.host = options["host"]
+        self.port = options["port"]
+        self._connstr = options["connstr"]
+        self.connection_string = options["connection_string"]
+        self._password = options["password"]
+        self._settings = options["settings"]
         self._open()
 
     cdef _open(self):
@@ -501,13 +445,8 @@ cdef class Connection:
 
     cdef object _connect_error(self, lcb.lcb_STATUS rc):
         """Bootstrap failures, in the classes the 0.9 client raised."""
-        err = _exc.exception_for_status(rc, operation="connect")
-        if not isinstance(err, (_exc.AuthError, _exc.BucketNotFoundError, _exc.ConnectError,
-                                _exc.ArgumentError)):
-            err = _exc.ConnectError(err.msg, error=rc, operation="connect")
-        where = f"{self.host}:{self.port}" if self.host is not None else self.connection_string
-        err.msg = _exc.redact(f"bucket {self.bucket!r} at {where}: {err.msg}", self._secrets)
-        return err
+        return _bootstrap_error(rc, self.bucket, self.host, self.port, self.connection_string,
+                                self._secrets)
 
     cdef int _start_waker(self) except -1:
         """Watch one end of a socket pair in the instance's event loop (see
@@ -1136,3 +1075,6 @@ def libcouchbase_version():
     cdef uint32_t number = 0
     cdef const char *text = lcb.lcb_get_version(&number)
     return text.decode("ascii"), number
+
+
+include "_aio_io.pxi"
