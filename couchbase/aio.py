@@ -1,11 +1,15 @@
 """asyncio: :class:`AsyncConnection`, driven by the running event loop.
 
+A preview: it reads (``get``) so far. Stores and the other operations join
+once they run on the operation core both connection kinds share, which keeps
+the exactly-once rule (a store whose connection fails after it was written is
+never sent again) on this driver too.
+
 Example::
 
     from couchbase.aio import AsyncConnection
 
     async with await AsyncConnection.connect("localhost", 8091, password="", bucket="default") as cb:
-        await cb.set("key", {"a": 1})
         print(await cb.get("key"))
 
 libcouchbase runs inside the loop through an IO plugin of its own (no thread,
@@ -31,8 +35,8 @@ __all__ = ["AsyncConnection"]
 class AsyncConnection(_AsyncCore):
     """A connection to one Couchbase bucket, used from one asyncio event loop.
 
-    Made with :meth:`connect`; ``get`` and ``set`` return Futures of what the
-    synchronous Connection's methods return. Using it from another event loop
+    Made with :meth:`connect`; ``get`` returns a Future of what the
+    synchronous Connection's ``get`` returns. Using it from another event loop
     or thread raises BadHandleError. :meth:`close` fails what is still in
     flight (RequestCanceledError: whether it was applied is unknown).
     """
