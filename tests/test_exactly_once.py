@@ -25,6 +25,8 @@ from couchbase import FMT_PLAIN, Couchbase
 from couchbase.exceptions import CouchbaseError, OutcomeUnknownError, TimeoutError
 from couchbase.mock import MockCluster
 
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
+
 KEYS = 24  # per test: spread over the nodes' vbuckets
 BATCH = 8  # keys per multi-key call
 OPS_PER_FAULT = 3000  # at least this many increments and appends (keys counted singly) per test

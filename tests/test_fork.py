@@ -17,7 +17,10 @@ from couchbase import Couchbase
 from couchbase.exceptions import ConnectError
 from couchbase.mock import MockCluster
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() exists only on POSIX")
+pytestmark = [
+    pytest.mark.sanitize,  # run under the sanitizers too (scripts/run-sanitized)
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() exists only on POSIX"),
+]
 
 CHILD_DEADLINE = 30  # seconds for a child's 100 operations, reopening included
 

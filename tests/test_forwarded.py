@@ -25,6 +25,7 @@ from couchbase.exceptions import (
 )
 from couchbase.mock import MockCluster
 
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
 SMALL, LARGE = 1000, 100_000
 SIZES = pytest.mark.parametrize("size", [SMALL, LARGE], ids=["small", "large"])
 

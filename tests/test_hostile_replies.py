@@ -28,6 +28,8 @@ from couchbase import FMT_PLAIN, Couchbase
 from couchbase.exceptions import CouchbaseError, ProtocolError
 from couchbase.mock.errmap import error_map
 
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
+
 TIMEOUT = 0.5                   # the fuzzed Connection's operation timeout (s)
 SLACK = 4.0                     # a loaded machine's scheduling on top of it
 GOOD = {f"hostile:good:{i}": b"good %d" % i for i in range(3)}

@@ -9,6 +9,8 @@ import pytest
 from couchbase import FMT_PICKLE, FMT_PLAIN
 from couchbase.exceptions import CouchbaseError
 
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
+
 
 def _mixed_calls(cb, key, value, big):
     cb.set(key, value)

@@ -24,6 +24,7 @@ def test_ruff():
 def test_cython_lint():
     package = ROOT / "couchbase"
     sources = [str(p.relative_to(ROOT)) for ext in ("pyx", "pxd", "pxi") for p in package.glob(f"*.{ext}")]
+    sources += [str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("*.pyx")]  # the sanitizer probe
     _run(sys.executable, "-m", "cython_lint.cython_lint", *sources)
 
 

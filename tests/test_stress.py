@@ -23,6 +23,8 @@ from threads_util import run_threads
 from couchbase import FMT_PLAIN, Couchbase
 from couchbase.exceptions import ConnectError, KeyExistsError, NotFoundError
 
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
+
 NODES = 3
 STRESS_SECONDS = float(os.environ.get("COUCHBASE_LCB_STRESS_SECONDS", "60"))
 

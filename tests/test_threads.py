@@ -10,6 +10,8 @@ from threads_util import run_threads
 from couchbase import FMT_PLAIN, Couchbase
 from couchbase.exceptions import ConnectError, KeyExistsError, NotFoundError
 
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
+
 
 def test_mixed_operations_from_16_threads(cb, key):
     def worker(t):

@@ -13,6 +13,7 @@ from mock_kvclient import KVClient, packet
 
 from couchbase.mock.protocol import HEADER, Op
 
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
 SEED = 20240611
 KNOWN_OPS = [v for k, v in vars(Op).items() if k.isupper()]
 
