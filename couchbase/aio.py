@@ -42,8 +42,9 @@ class AsyncConnection(_AsyncCore):
     """
 
     @classmethod
-    async def connect(cls, host="localhost", port=8091, username=None, password=None, bucket=None,
-                      quiet=False, **options: Any) -> AsyncConnection:
+    async def connect(cls, host: str = "localhost", port: int = 8091, username: str | None = None,
+                      password: str | None = None, bucket: str | None = None, quiet: bool = False,
+                      **options: Any) -> AsyncConnection:
         """Connect to a bucket; the arguments and keyword options are those of
         :class:`couchbase.libcouchbase.Connection`. Host names are resolved
         with the loop's ``getaddrinfo``, so connecting never blocks the loop."""
@@ -62,7 +63,7 @@ class AsyncConnection(_AsyncCore):
     async def __aenter__(self) -> AsyncConnection:
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
 

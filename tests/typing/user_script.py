@@ -8,6 +8,7 @@ from typing import Any, Union
 from typing_extensions import assert_type
 
 from couchbase import Connection, Couchbase, Result
+from couchbase.aio import AsyncConnection
 from couchbase.exceptions import CouchbaseError
 from couchbase.libcouchbase import Connection as SeedConnection
 
@@ -22,6 +23,14 @@ def use(cb: Connection) -> None:
     assert_type(cb.delete("k"), bool)
     cb.touch("k", ttl="5")  # type: ignore[call-overload]
     cb.set("k", 1, ttl="5")  # type: ignore[call-overload]
+
+
+async def use_async() -> None:
+    acb = await AsyncConnection.connect("localhost", bucket="default", password="")
+    assert_type(acb, AsyncConnection)
+    async with acb:
+        assert_type(await acb.get("k"), Any)
+        await acb.get("k", ttl="5")  # type: ignore[call-arg]
 
 
 cb = Couchbase.connect("localhost", bucket="default", password="")
