@@ -171,7 +171,10 @@ def test_pillowfight_without_hdrhistogram_says_what_to_install(cluster):
 def test_ctrl_c_in_pillowfight_stops_the_threads_and_exits_130(cluster):
     proc = subprocess.Popen([sys.executable, "-m", "couchbase", *_at(cluster), "pillowfight", "--duration",
                              "30", "--threads", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env())
+                            text=True, env=_env(),
+                            # as from a terminal: a suite started in the background
+                            # (`cmd &`) has SIGINT ignored, and Python keeps it so
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout.readline().startswith("pillowfight: 2 thread(s)")
         time.sleep(0.5)  # the workers are running
