@@ -399,6 +399,10 @@ def _quiet_stdout():
 def main(argv=None):
     """Run the command line; returns the exit status (see EPILOG)."""
     args = _parser().parse_args(argv)
+    # each line as it is made, also into a pipe (pillowfight's phases, a
+    # tee'd run); Python would otherwise hold them until exit
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         status = _run(args, print)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
