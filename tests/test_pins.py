@@ -7,10 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.markers import Marker
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements"
 THIS_PYTHON = "%d.%d" % sys.version_info[:2]
+
+
+def _applies(marker):
+    """Whether a requirement line's environment marker holds here."""
+    return not marker.strip() or Marker(marker.strip()).evaluate()
 
 
 def _name(text):
@@ -25,7 +31,7 @@ def _pins_for_this_python():
             continue
         requirement, _, marker = line.partition(";")
         name, _, version = requirement.strip().partition("==")
-        if not marker or f'python_version == "{THIS_PYTHON}"' in marker:
+        if _applies(marker):
             pins[_name(name)] = version
     return pins
 
@@ -36,8 +42,8 @@ def _requirement_names(path):
         line = line.split("#", 1)[0].strip()
         if line:
             requirement, _, marker = line.partition(";")
-            if "3.11" in marker and sys.version_info < (3, 11):
-                continue  # tools.in's entries for the workflows' Python only
+            if not _applies(marker):
+                continue  # e.g. tools.in's entries for the workflows' Python only
             names.append(_name(re.split(r"[<>=!~ \[]", requirement.strip(), maxsplit=1)[0]))
     return names
 
