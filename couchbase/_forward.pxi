@@ -88,7 +88,8 @@ cdef lcb.lcb_RETRY_ACTION _retry_strategy(lcb.lcb_RETRY_REQUEST *req,
                                           lcb.lcb_RETRY_REASON reason) noexcept nogil:
     """libcouchbase's best-effort strategy (retry reads always, other requests
     when the reason allows), except that a request unsafe to replay is not
-    retried after its connection failed (see _may_be_applied, _slots.pxi)."""
+    retried once it was written and its connection failed (see _may_be_applied,
+    _slots.pxi); one never written is sent again."""
     cdef lcb.lcb_RETRY_ACTION action
     cdef Slot *slot
     action.should_retry = 1
@@ -96,7 +97,7 @@ cdef lcb.lcb_RETRY_ACTION _retry_strategy(lcb.lcb_RETRY_REQUEST *req,
     if lcb.lcb_retry_request_is_idempotent(req):
         return action
     slot = _slot_of(lcb.lcb_retry_request_operation_cookie(req))
-    if slot == NULL or _answered_by_server(reason):
+    if slot == NULL or _answered_by_server(reason) or _never_written(reason):
         action.should_retry = lcb.lcb_retry_reason_allows_non_idempotent_retry(reason) != 0
     elif not slot.replay_safe:
         slot.outcome_unknown = True

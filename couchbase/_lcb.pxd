@@ -272,6 +272,8 @@ cdef extern from "libcouchbase/error.h" nogil:
 
     # retries: which requests libcouchbase sends again, and when
     ctypedef enum lcb_RETRY_REASON:
+        LCB_RETRY_REASON_SOCKET_NOT_AVAILABLE
+        LCB_RETRY_REASON_NODE_NOT_AVAILABLE
         LCB_RETRY_REASON_KV_NOT_MY_VBUCKET
         LCB_RETRY_REASON_KV_COLLECTION_OUTDATED
         LCB_RETRY_REASON_KV_ERROR_MAP_RETRY_INDICATED
@@ -301,6 +303,7 @@ cdef extern from "libcouchbase/cntl.h" nogil:
     int LCB_CNTL_COMPRESSION_OPTS
     int LCB_CNTL_ENABLE_TRACING
     int LCB_CNTL_ENABLE_OP_METRICS
+    int LCB_CNTL_CHANGESET
     int LCB_COMPRESS_OUT
     lcb_STATUS lcb_cntl(lcb_INSTANCE *instance, int mode, int cmd, void *arg)
     lcb_STATUS lcb_cntl_string(lcb_INSTANCE *instance, const char *key, const char *value)

@@ -32,6 +32,7 @@ from urllib.parse import quote as _quote
 from urllib.parse import unquote as _unquote
 
 from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN
+from couchbase import _libcouchbase_fixes
 from couchbase import exceptions as _exc
 from couchbase._codec import json_decode as _json_decode_default
 from couchbase._codec import json_encode as _json_encode_default
@@ -364,6 +365,7 @@ cdef class Connection:
 
         self._generation = _process_generation
 
+        _libcouchbase_fixes.require(libcouchbase_changeset(), libcouchbase_version()[0])
         _update_log_severity()
         # the log callback reads the secrets to redact through the logger's cookie
         self._check_setup(lcb.lcb_logger_create(&self._lcb_logger, <void *> self._secrets))
@@ -1075,6 +1077,14 @@ def libcouchbase_version():
     cdef uint32_t number = 0
     cdef const char *text = lcb.lcb_get_version(&number)
     return text.decode("ascii"), number
+
+
+def libcouchbase_changeset():
+    """The changeset string of the libcouchbase library in use; a build by
+    scripts/install-libcouchbase names the patches it carries there."""
+    cdef char *text = NULL
+    _check_rc(lcb.lcb_cntl(NULL, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_CHANGESET, &text), "libcouchbase_changeset")
+    return text.decode("ascii", "replace") if text != NULL else ""
 
 
 include "_aio_io.pxi"

@@ -71,6 +71,15 @@ cdef inline bint _lost_connection(lcb.lcb_STATUS rc) noexcept nogil:
             or rc == lcb.LCB_ERR_MAP_CHANGED)
 
 
+cdef inline bint _never_written(lcb.lcb_RETRY_REASON reason) noexcept nogil:
+    """A retry reason for a request whose connection failed before it was
+    written: libcouchbase (patch 0005) gives one written before the failure
+    SOCKET_CLOSED_WHILE_IN_FLIGHT instead, and (patch 0002) never sends the
+    bytes of a failed request later."""
+    return (reason == lcb.LCB_RETRY_REASON_SOCKET_NOT_AVAILABLE
+            or reason == lcb.LCB_RETRY_REASON_NODE_NOT_AVAILABLE)
+
+
 cdef inline bint _answered_by_server(lcb.lcb_RETRY_REASON reason) noexcept nogil:
     """A retry reason that is a reply to the request: it was not applied."""
     return (reason == lcb.LCB_RETRY_REASON_KV_NOT_MY_VBUCKET

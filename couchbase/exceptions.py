@@ -62,6 +62,8 @@ __all__ = [
     "TooBigError",
     "UnknownCommandError",
     "UnknownHostError",
+    "UnpatchedLibcouchbaseError",
+    "UnpatchedLibcouchbaseWarning",
     "ValueFormatError",
     "class_for_status",
     "exception_for_status",
@@ -278,6 +280,23 @@ class LibcouchbaseError(CouchbaseError):
     """
 
 
+class UnpatchedLibcouchbaseError(LibcouchbaseError):
+    """The libcouchbase in use lacks fixes this client needs to be safe
+
+    Raised when a connection opens on a libcouchbase that was not built by
+    ``scripts/install-libcouchbase`` with couchbase-lcb's patches (the wheels
+    bundle such a build). The message names each missing fix and what it
+    leaves exposed. ``COUCHBASE_LCB_ALLOW_UNPATCHED=1`` in the environment
+    accepts that library anyway, with an :class:`UnpatchedLibcouchbaseWarning`
+    at each connection instead.
+    """
+
+
+class UnpatchedLibcouchbaseWarning(RuntimeWarning):
+    """A connection opened on a libcouchbase lacking couchbase-lcb's fixes,
+    accepted because ``COUCHBASE_LCB_ALLOW_UNPATCHED=1`` asked for it"""
+
+
 class TemporaryFailError(CouchbaseError):
     """Temporary failure (on server)
 
@@ -460,9 +479,7 @@ class OutcomeUnknownError(ConnectError):
     lock, unlock) when its connection closed after the request may have been
     written and before its reply arrived. Such a request is never sent again
     by the client (libcouchbase would have, applying it twice while reporting
-    success once); the server applies it once or not at all. (A request queued
-    while its node could not be reached may reach the node only when its next
-    connection opens, after this error; a read of the key travels behind it.)
+    success once); the server applies it once or not at all.
     ``key`` and
     ``operation`` say which; ``error`` is the connection's failure (such as
     ``LCB_ERR_SOCKET_SHUTDOWN``). Reads, and requests that were never written,

@@ -25,12 +25,7 @@ from couchbase import FMT_PLAIN, Couchbase
 from couchbase.exceptions import CouchbaseError, OutcomeUnknownError, TimeoutError
 from couchbase.mock import MockCluster
 
-# Not in the sanitized run (scripts/run-sanitized) while libcouchbase 3.3.4's
-# use-after-free stands: these tests fail connections with packets queued, the
-# path where mcreq_wipe_packet frees a retried packet whose bytes are still
-# queued (tests/test_sanitize.py); ASan then reports the send queue's reads of
-# them, libcouchbase's and couchbase/_wire.h's alike.
-pytestmark = pytest.mark.lcb_defect
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
 
 KEYS = 24  # per test: spread over the nodes' vbuckets
 BATCH = 8  # keys per multi-key call
@@ -366,6 +361,56 @@ def test_a_request_never_written_is_sent_once_the_connection_is_up():
         assert results == [dict.fromkeys(keys, 1)]
         assert cb.get(keys) == [1] * 20
         cb.close()
+
+
+def test_requests_that_failed_unwritten_never_reach_the_node_later():
+    """Requests queued while every connection attempt to their node fails (its
+    handshake replies are cut short) fail without being written. They must
+    never reach the node later: a read of the keys finds them unchanged.
+    libcouchbase 3.3.4 kept their bytes queued and sent them on the next
+    connection that opened, so an increment reported as failed was applied
+    after all (patches/libcouchbase/0002)."""
+    with MockCluster(nodes=1, buckets={"default": ""}) as mock:
+        keys = [f"unwritten:{i}" for i in range(10)]
+        with _connect(mock) as setup:
+            setup.set(dict.fromkeys(keys, 0))
+        with _connect(mock, timeout=1.0) as cb:  # no KV connection yet: made by the first call
+            mock.truncate(10)
+            try:
+                with pytest.raises(CouchbaseError) as info:
+                    cb.incr(keys)
+            finally:
+                mock.truncate(None)
+            # sent again on each new connection attempt until the timeout
+            assert all(isinstance(r, TimeoutError) for r in info.value.all_results.values())
+            deadline = time.monotonic() + 10
+            while True:  # the connection comes back; a read travels behind anything still queued
+                try:
+                    values = cb.get(keys)
+                    break
+                except (TimeoutError, CouchbaseError):
+                    assert time.monotonic() < deadline
+            assert values == [0] * 10
+            assert cb.incr(keys) == dict.fromkeys(keys, 1)
+
+
+def test_requests_queued_through_failed_connection_attempts_are_applied_once():
+    """Mutations queued while their node's connection attempts fail were never
+    written: they are sent again on the next attempt, and applied once when
+    one succeeds (they do not raise OutcomeUnknownError)."""
+    with MockCluster(nodes=1, buckets={"default": ""}) as mock:
+        keys = [f"requeued:{i}" for i in range(10)]
+        with _connect(mock) as setup:
+            setup.set(dict.fromkeys(keys, 0))
+        with _connect(mock, timeout=5.0) as cb:  # no KV connection yet: made by the first call
+            mock.truncate(10)
+            healer = threading.Timer(0.5, mock.truncate, args=(None,))
+            healer.start()
+            try:
+                assert cb.incr(keys) == dict.fromkeys(keys, 1)
+            finally:
+                healer.join()
+            assert cb.get(keys) == [1] * 10
 
 
 def test_replies_that_say_not_applied_are_retried(cb, cluster, key):

@@ -152,7 +152,6 @@ def test_opfail_in_a_multi_get_fails_only_those_keys(cb, cluster, key):
     assert sorted(cb.get(keys)) == sorted(8 if k not in failed else 7 for k in keys)
 
 
-@pytest.mark.lcb_defect  # libcouchbase sends a retried packet after freeing it (tests/test_sanitize.py)
 def test_truncated_reply_is_an_error_not_a_hang(cb, cluster, key):
     cb.set(key, "x" * 1000)
     cluster.truncate(30)  # cut the reply inside the value, then close

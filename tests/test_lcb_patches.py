@@ -7,11 +7,17 @@ With the patches, each hostile reply is an error for its key within the
 operation timeout, and the Connection recovers."""
 
 import json
+import pathlib
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
+
+import couchbase._lcb
+from couchbase import _libcouchbase_fixes
+from couchbase.exceptions import UnpatchedLibcouchbaseError, UnpatchedLibcouchbaseWarning
 
 pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
 
@@ -79,3 +85,36 @@ def test_a_hostile_reply_is_an_error_not_a_crash(cluster, case):
     assert result["outcome"] != "no error", result
     assert result["seconds"] < 1.0 + 4.0, result  # the timeout, and a loaded machine's slack
     assert result["recovered"], result
+
+
+PATCH_DIR = pathlib.Path(__file__).resolve().parent.parent / "patches" / "libcouchbase"
+
+
+def test_every_patch_says_what_its_absence_exposes():
+    numbers = {path.name.split("-")[0] for path in PATCH_DIR.glob("*.patch")}
+    assert numbers and numbers == set(_libcouchbase_fixes.EXPOSED)
+
+
+def test_the_libcouchbase_in_use_carries_every_patch():
+    changeset = couchbase._lcb.libcouchbase_changeset()
+    assert _libcouchbase_fixes.missing(changeset) == [], changeset
+
+
+@pytest.mark.parametrize("changeset", ["0xdeadbeef", "", "couchbase-lcb-patches:0001"])
+def test_a_libcouchbase_lacking_a_fix_is_refused_with_what_it_exposes(monkeypatch, changeset):
+    monkeypatch.delenv(_libcouchbase_fixes.ALLOW_UNPATCHED, raising=False)
+    with pytest.raises(UnpatchedLibcouchbaseError) as info:
+        _libcouchbase_fixes.require(changeset, "3.3.4")
+    text = str(info.value)
+    for number in _libcouchbase_fixes.missing(changeset):
+        assert f"patch {number}" in text and _libcouchbase_fixes.EXPOSED[number] in text
+    assert _libcouchbase_fixes.ALLOW_UNPATCHED in text  # and how to go on anyway
+
+
+def test_allowing_an_unpatched_libcouchbase_warns_instead(monkeypatch):
+    monkeypatch.setenv(_libcouchbase_fixes.ALLOW_UNPATCHED, "1")
+    with pytest.warns(UnpatchedLibcouchbaseWarning, match="without patch 0002"):
+        _libcouchbase_fixes.require("couchbase-lcb-patches:0001", "3.3.4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _libcouchbase_fixes.require("couchbase-lcb-patches:" + ",".join(_libcouchbase_fixes.EXPOSED), "3.3.4")

@@ -60,25 +60,3 @@ def test_a_deliberate_error_is_stopped_and_exists_only_in_the_sanitizer_build(tm
         assert call.split("(")[0] in proc.stderr, proc.stderr  # the report names the culprit
     else:
         assert "No module named 'couchbase._sanitize_probe'" in proc.stderr, proc.stderr
-
-
-def test_libcouchbase_sends_a_retried_packet_after_freeing_it(tmp_path):
-    """libcouchbase 3.3.4: a reply cut short makes it retry the get with a copy of
-    the packet (mcreq_renew_packet); when the new connection fails too, the purge
-    frees that copy (mcreq_wipe_packet, src/mc/mcreq.c:278) while its bytes are
-    still queued, and the next flush sends them (on_flush_ready -> sendmsg): a
-    heap use after free that only the sanitizers notice."""
-    import test_faults
-
-    shown_by = test_faults.test_truncated_reply_is_an_error_not_a_hang
-    # the test that meets the defect stays out of the sanitized run (scripts/run-sanitized)
-    assert "lcb_defect" in [mark.name for mark in shown_by.pytestmark]
-    if not SANITIZED:
-        return  # a normal build does not notice the defect, and that test passes there
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--capture=sys", "-q",
-                           f"{test_faults.__file__}::{shown_by.__name__}"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
-    output = proc.stdout + proc.stderr
-    # when this fails the defect is fixed: drop the lcb_defect mark
-    assert proc.returncode != 0, output
-    assert "AddressSanitizer: heap-use-after-free" in output and "mcreq_wipe_packet" in output, output

@@ -1,0 +1,54 @@
+"""The fixes couchbase-lcb needs in libcouchbase 3.3.4, and the check that the
+library in use carries them.
+
+``scripts/install-libcouchbase`` applies ``patches/libcouchbase/NNNN-*.patch``
+to the pinned source and records the numbers it applied in the library's
+changeset string (``LCB_CNTL_CHANGESET``), as ``couchbase-lcb-patches:0001,0002``.
+A connection refuses a library lacking one of the fixes below, unless
+``COUCHBASE_LCB_ALLOW_UNPATCHED=1`` accepts it (with a warning each time).
+"""
+
+import os
+import warnings
+
+from .exceptions import UnpatchedLibcouchbaseError, UnpatchedLibcouchbaseWarning
+
+MARKER = "couchbase-lcb-patches:"
+ALLOW_UNPATCHED = "COUCHBASE_LCB_ALLOW_UNPATCHED"
+
+# patch number -> what a libcouchbase without it leaves exposed
+EXPOSED = {
+    "0001": "a broken or hostile server's reply (a status outside the error map, a body length that "
+            "wraps, a reply to another command) can crash the process",
+    "0002": "requests queued while a connection attempt failed are sent again on the next connection "
+            "(a failed store can still land later) and a retried request is read after it was freed",
+    "0005": "a request written before its connection failed cannot be told from one never sent, so the "
+            "client cannot retry the requests that were never sent without risking others twice",
+}
+
+
+def carried(changeset: str) -> frozenset:
+    """The patch numbers a libcouchbase changeset string says were applied."""
+    if not changeset.startswith(MARKER):
+        return frozenset()
+    return frozenset(number for number in changeset[len(MARKER):].split(",") if number)
+
+
+def missing(changeset: str) -> list:
+    """The fixes (patch numbers) a library with this changeset string lacks."""
+    return sorted(set(EXPOSED) - carried(changeset))
+
+
+def require(changeset: str, version: str) -> None:
+    """Refuse (or, if allowed, warn about) a libcouchbase lacking a fix."""
+    lacking = missing(changeset)
+    if not lacking:
+        return
+    exposed = "; ".join(f"without patch {number}, {EXPOSED[number]}" for number in lacking)
+    text = (f"libcouchbase {version} (changeset {changeset!r}) lacks couchbase-lcb's fixes: {exposed}. "
+            "Install the couchbase-lcb wheel (it bundles a fixed build), or build libcouchbase with "
+            f"scripts/install-libcouchbase; {ALLOW_UNPATCHED}=1 accepts this library anyway")
+    if os.environ.get(ALLOW_UNPATCHED) == "1":
+        warnings.warn(text, UnpatchedLibcouchbaseWarning, stacklevel=3)
+    else:
+        raise UnpatchedLibcouchbaseError(text, operation="connect")
