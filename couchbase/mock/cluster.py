@@ -570,7 +570,12 @@ class ClusterCore:
         A failover promotes a replica with what it received; durable writes wait for their
         level (``durability_frames`` shows what clients asked).
         """
-        self.replication_lag_ms = max(0, int(lag_ms))
+        lag_ms = max(0, int(lag_ms))
+        if lag_ms and not self.replication_lag_ms:
+            for bucket in self.buckets.values():
+                if bucket.replication is not None:
+                    bucket.replication.freeze()
+        self.replication_lag_ms = lag_ms
         self.persist_ms = max(0, int(persist_ms))
         return {"lag_ms": self.replication_lag_ms, "persist_ms": self.persist_ms}
 

@@ -5,8 +5,9 @@ The bucket's ``BucketStore`` is the active copy of every vbucket. Each node also
 per vbucket the highest sequence number it received and persisted (for its active vbuckets
 too). Replication takes the items the store changed (``BucketStore.changed``) and delivers a
 snapshot of each to the replica nodes ``ClusterCore.replication_lag_ms`` later (at once when
-0); a node persists what it holds ``persist_ms`` after receiving it. A failover promotes a
-replica's copy, so what had not reached it is lost, as on a real cluster.
+0: they then share the active's items); a node persists what it holds ``persist_ms`` after
+receiving it. A failover promotes a replica's copy, so what had not reached it is lost, as on
+a real cluster.
 
 A durable write (a durability frame, see ``parse_frames``) is applied at once and answered
 when its level is met on the nodes' copies, or SYNC_WRITE_AMBIGUOUS at its timeout (the mock
@@ -131,25 +132,37 @@ class Replication:
         persist = core.persist_ms / 1000.0
         loop = asyncio.get_running_loop() if lag or persist else None
         vbmap = self.bucket.vbmap
-        touched = set()
-        for item in changed:
+        copies = self.copies
+        epochs = self.epochs
+        for item in changed:  # the hot path of every mutation: kept flat
             vb = item.vb
-            row = vbmap[vb]
-            if row[0] is not None:
-                self._hold(self.copy_of(row[0]), vb, item.seqno, persist, loop)
-            snap = None
-            for node in row[1:]:
+            seqno = item.seqno
+            for index, node in enumerate(vbmap[vb]):
                 if node is None:
                     continue
-                if snap is None:
-                    snap = item.copy()
-                if lag:
-                    loop.call_later(lag, self._receive, node, snap, self.epochs[vb], persist)
-                else:
-                    self._receive(node, snap, self.epochs[vb], persist)
-            touched.add(vb)
+                copy = copies.get(node) or self.copy_of(node)
+                if index:
+                    if lag:
+                        loop.call_later(lag, self._receive, node, item.copy(), epochs[vb], persist)
+                        continue
+                    # No lag: the replica holds what the active holds, the same object until a
+                    # lag starts (``freeze``).
+                    copy.items[item.key] = item
+                if seqno > copy.seqnos[vb]:
+                    copy.seqnos[vb] = seqno
+                if persist:
+                    loop.call_later(persist, self._persisted, copy, vb, seqno, epochs[vb])
+                elif seqno > copy.persisted[vb]:
+                    copy.persisted[vb] = seqno
         if self.sync_writes:
-            self._check(touched)
+            self._check({item.vb for item in changed})
+
+    def freeze(self):
+        """A replication lag starts: replicas keep snapshots of what they hold, no longer the
+        active's items themselves."""
+        self.flush()
+        for copy in self.copies.values():
+            copy.items = {key: item.copy() for key, item in copy.items.items()}
 
     def _hold(self, copy, vb, seqno, persist, loop):
         """``copy`` holds ``vb`` up to ``seqno``; it persists it ``persist`` seconds later."""
@@ -161,6 +174,7 @@ class Replication:
             copy.persisted[vb] = seqno
 
     def _receive(self, node, snap, epoch, persist):
+        """A delivery that was in flight: dropped if the vbucket's history or map changed."""
         vb = snap.vb
         if epoch != self.epochs[vb] or node not in self.bucket.vbmap[vb][1:]:
             return

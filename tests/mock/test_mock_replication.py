@@ -78,11 +78,13 @@ def test_replicas_get_each_mutation_after_the_lag(mock3):
     key = "lagged"
     active, (replica,) = placement(mock3, key)
     other = ({0, 1, 2} - {active, replica}).pop()
-    mock3.replication_delay(lag_ms=300)
     with client(mock3, active) as a, client(mock3, replica) as r, client(mock3, other) as o:
+        assert a.set(key, b"v0").status == 0
+        assert r.call(Op.GET_REPLICA, key).value == b"v0"  # no lag: there at once
+        mock3.replication_delay(lag_ms=300)
         res = a.set(key, b"v1")
         vbuuid, seqno = struct.unpack(">QQ", res.extras)
-        assert r.call(Op.GET_REPLICA, key).status == Status.KEY_ENOENT
+        assert r.call(Op.GET_REPLICA, key).value == b"v0"
         assert seqnos(r, key, vbuuid)[0] < seqno == seqnos(a, key, vbuuid)[0]
         time.sleep(0.45)
         got = r.call(Op.GET_REPLICA, key)
