@@ -761,7 +761,7 @@ class ClusterCore:
 
     @command()
     async def keyinfo(self, key: Union[str, bytes], bucket: str = "default") -> "dict[str, Any]":
-        """Where a key lives (vbucket, active and replica nodes) and its metadata."""
+        """Where a key lives (vbucket, active and replica nodes), its metadata and each node's copy."""
         b = self.buckets.get(bucket)
         if b is None:
             raise KeyError(bucket)
@@ -777,6 +777,14 @@ class ClusterCore:
             info["active"] = row[0].index if row[0] is not None else -1
             info["replicas"] = [n.index if n is not None else -1 for n in row[1:]]
             info["serverIndex"] = nodes.index(row[0]) if row[0] in nodes else -1
+            copies = []
+            for node in row:
+                if node is not None:
+                    held, persisted = b.replication.observed(node, vb, raw)
+                    live = held is not None and not held.deleted
+                    copies.append({"node": node.index, "found": live, "persisted": live and persisted,
+                                   "cas": held.cas if live else 0, "seqno": held.seqno if live else 0})
+            info["copies"] = copies  # the active's first, then each replica's as it holds the key
         if item is not None:
             info.update({"cas": item.cas, "flags": item.flags, "exp": int(item.exp), "seqno": item.seqno,
                          "deleted": item.deleted, "datatype": item.datatype,

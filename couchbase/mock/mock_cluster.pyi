@@ -201,7 +201,7 @@ class MockCluster:
         Over HTTP the names are separated by commas or spaces.
         """
     def keyinfo(self, key: str | bytes, bucket: str = 'default') -> dict[str, Any]:
-        """Where a key lives (vbucket, active and replica nodes) and its metadata."""
+        """Where a key lives (vbucket, active and replica nodes), its metadata and each node's copy."""
     def info(self) -> dict[str, Any]:
         """Ports, credentials, buckets, failed nodes and revision (the READY line's JSON)."""
     def help(self) -> dict[str, Any]:

@@ -79,16 +79,19 @@ def test_replicas_get_each_mutation_after_the_lag(mock3):
     active, (replica,) = placement(mock3, key)
     other = ({0, 1, 2} - {active, replica}).pop()
     with client(mock3, active) as a, client(mock3, replica) as r, client(mock3, other) as o:
-        assert a.set(key, b"v0").status == 0
+        v0 = a.set(key, b"v0")
         assert r.call(Op.GET_REPLICA, key).value == b"v0"  # no lag: there at once
         mock3.replication_delay(lag_ms=300)
         res = a.set(key, b"v1")
         vbuuid, seqno = struct.unpack(">QQ", res.extras)
         assert r.call(Op.GET_REPLICA, key).value == b"v0"
         assert seqnos(r, key, vbuuid)[0] < seqno == seqnos(a, key, vbuuid)[0]
+        assert [(c["node"], c["cas"]) for c in mock3.keyinfo(key)["copies"]] == [
+            (active, res.cas), (replica, v0.cas)]
         time.sleep(0.45)
         got = r.call(Op.GET_REPLICA, key)
         assert got.status == 0 and got.value == b"v1" and got.cas == res.cas
+        assert [c["cas"] for c in mock3.keyinfo(key)["copies"]] == [res.cas, res.cas]
         assert seqnos(r, key, vbuuid) == (seqno, seqno)
         # only a node holding a replica of the vbucket serves replica reads
         assert a.call(Op.GET_REPLICA, key).status == Status.NOT_MY_VBUCKET
@@ -158,6 +161,8 @@ def test_durability_is_impossible_when_too_few_nodes_hold_the_vbucket():
     with MockCluster(nodes=1, replicas=1, vbuckets=NVB) as mock, client(mock, 0) as c:
         assert durable_set(c, "alone", b"v").status == Status.DURABILITY_IMPOSSIBLE
         assert c.get("alone").status == Status.KEY_ENOENT  # nothing was written
+        mock.opfail(Status.SYNC_WRITE_AMBIGUOUS, 1, "SET")  # what a node may answer, injected
+        assert durable_set(c, "alone", b"v").status == Status.SYNC_WRITE_AMBIGUOUS
         assert c.set("alone", b"v").status == 0  # a plain write is fine
 
 
