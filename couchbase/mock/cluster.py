@@ -552,14 +552,22 @@ class ClusterCore:
     async def stall(self, on: bool = True, node_index: Optional[int] = None) -> "dict[str, Any]":
         """Stop reading KV requests (a hung node) until called with ``on=False``.
 
-        Requests fill the socket buffers and nothing is answered. One node, or (None) every
-        node; the others answer as before.
+        Requests fill the socket buffers and nothing is answered; replication to it waits too
+        (durable writes that need it wait). One node, or (None) every node; the others answer
+        as before.
         """
         nodes = self._nodes_or_all(node_index)
+        replications = [b.replication for b in self.buckets.values() if b.replication is not None]
+        if on:
+            for replication in replications:
+                replication.freeze(nodes)
         for node in nodes:
             node.stalled = bool(on)
             for conn in list(node.kv_conns):
                 conn.apply_stall()
+            if not on:
+                for replication in replications:
+                    replication.resume(node)
         return {"stalled": bool(on), "nodes": [n.index for n in nodes]}
 
     @command(lag_ms=("lag",), persist_ms=("persist",))

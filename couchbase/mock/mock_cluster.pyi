@@ -108,8 +108,9 @@ class MockCluster:
     def stall(self, on: bool = True, node_index: int | None = None) -> dict[str, Any]:
         """Stop reading KV requests (a hung node) until called with ``on=False``.
 
-        Requests fill the socket buffers and nothing is answered. One node, or (None) every
-        node; the others answer as before.
+        Requests fill the socket buffers and nothing is answered; replication to it waits too
+        (durable writes that need it wait). One node, or (None) every node; the others answer
+        as before.
         """
     def replication_delay(self, lag_ms: int = 0, persist_ms: int = 0) -> dict[str, Any]:
         """Deliver mutations to replicas ``lag_ms`` ms late; each node persists ``persist_ms`` later.

@@ -112,6 +112,7 @@ class Replication:
         # still in flight from before are dropped, as a failed node's queue is.
         self.epochs = [0] * bucket.nvb
         self.sync_writes = {}  # key -> SyncWrite
+        self.held = {}  # stalled Node -> [(snapshot, epoch)] it will receive when it resumes
 
     def copy_of(self, node):
         copy = self.copies.get(node)
@@ -142,8 +143,8 @@ class Replication:
                     continue
                 copy = copies.get(node) or self.copy_of(node)
                 if index:
-                    if lag:
-                        loop.call_later(lag, self._receive, node, item.copy(), epochs[vb], persist)
+                    if lag or node.stalled:
+                        self._send(node, item.copy(), epochs[vb], lag, persist, loop)
                         continue
                     # No lag: the replica holds what the active holds, the same object until a
                     # lag starts (``freeze``).
@@ -157,12 +158,25 @@ class Replication:
         if self.sync_writes:
             self._check({item.vb for item in changed})
 
-    def freeze(self):
-        """A replication lag starts: replicas keep snapshots of what they hold, no longer the
-        active's items themselves."""
+    def freeze(self, nodes=None):
+        """A replication lag starts (or ``nodes`` stall): replicas keep snapshots of what they
+        hold, no longer the active's items themselves."""
         self.flush()
-        for copy in self.copies.values():
-            copy.items = {key: item.copy() for key, item in copy.items.items()}
+        for node, copy in self.copies.items():
+            if nodes is None or node in nodes:
+                copy.items = {key: item.copy() for key, item in copy.items.items()}
+
+    def _send(self, node, snap, epoch, lag, persist, loop):
+        if lag:
+            loop.call_later(lag, self._receive, node, snap, epoch, persist)
+        else:
+            self._receive(node, snap, epoch, persist)
+
+    def resume(self, node):
+        """``node`` no longer stalls: it receives what replication held for it, in order."""
+        persist = self.core.persist_ms / 1000.0
+        for snap, epoch in self.held.pop(node, ()):
+            self._receive(node, snap, epoch, persist)
 
     def _hold(self, copy, vb, seqno, persist, loop):
         """``copy`` holds ``vb`` up to ``seqno``; it persists it ``persist`` seconds later."""
@@ -177,6 +191,9 @@ class Replication:
         """A delivery that was in flight: dropped if the vbucket's history or map changed."""
         vb = snap.vb
         if epoch != self.epochs[vb] or node not in self.bucket.vbmap[vb][1:]:
+            return
+        if node.stalled:  # a hung node takes nothing in: it waits for ``resume``
+            self.held.setdefault(node, []).append((snap, epoch))
             return
         copy = self.copy_of(node)
         old = copy.items.get(snap.key)
@@ -270,6 +287,7 @@ class Replication:
     def forget(self, node):
         """``node`` left the cluster: its copies are gone."""
         self.copies.pop(node, None)
+        self.held.pop(node, None)
 
     # -- synchronous replication ------------------------------------------------------------
 

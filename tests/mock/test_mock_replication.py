@@ -246,3 +246,23 @@ def test_one_stalled_or_slow_node_leaves_the_others_answering():
             assert c0.get(k0).status == 0 and time.monotonic() - started < 0.2
             started = time.monotonic()
             assert c1.get(k1).status == 0 and time.monotonic() - started >= 0.3
+
+
+def test_a_stalled_replica_takes_no_replication_until_it_resumes():
+    with MockCluster(nodes=3, replicas=2, vbuckets=NVB) as mock:
+        key = "hung"
+        active, (first, second) = placement(mock, key)
+        with client(mock, active) as a:
+            v0 = struct.unpack(">QQ", a.set(key, b"v0").extras)[1]
+            mock.stall(True, node_index=first)
+            # majority of three copies: the active and the replica that answers
+            res = durable_set(a, key, b"v1", MAJORITY, timeout_ms=2000)
+            v1 = struct.unpack(">QQ", res.extras)[1]
+            assert res.status == 0 and [c["seqno"] for c in mock.keyinfo(key)["copies"]] == [v1, v0, v1]
+            mock.stall(True, node_index=second)  # now no replica can acknowledge
+            res = durable_set(a, key, b"v2", MAJORITY, timeout_ms=200)
+            assert res.status == Status.SYNC_WRITE_AMBIGUOUS
+            mock.stall(False)
+            assert len({c["seqno"] for c in mock.keyinfo(key)["copies"]}) == 1  # caught up
+        with client(mock, first) as r:
+            assert r.call(Op.GET_REPLICA, key).value == b"v2"
