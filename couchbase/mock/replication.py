@@ -235,29 +235,29 @@ class Replication:
 
     # -- topology changes -------------------------------------------------------------------
 
-    def rebuild(self, vbs=None, keep=()):
+    def rebuild(self, vbs=None, promoted=None):
         """Copy the active items of ``vbs`` (None: all) to their replicas afresh, fully
-        persisted (a rebalance's end state). Nodes in ``keep`` keep their state of those
-        vbuckets (a promoted replica)."""
+        persisted (a rebalance's end state). A vbucket's promoted replica (``promoted``:
+        vbucket -> node) keeps the persistence state it had."""
         self.flush()
+        promoted = promoted or {}
         vbmap = self.bucket.vbmap
         if vbs is None:
             vbs = set(range(self.bucket.nvb))
-            self.copies = {n: c for n, c in self.copies.items() if n in keep}
+            self.copies = {}
         for vb in vbs:
             self.epochs[vb] += 1
-        for node, copy in self.copies.items():
-            if node not in keep:
-                copy.items = {k: i for k, i in copy.items.items() if i.vb not in vbs}
+        for copy in self.copies.values():
+            copy.items = {k: i for k, i in copy.items.items() if i.vb not in vbs}
         seqnos = self.store.seqnos
         for vb in vbs:
             for node in vbmap[vb]:
-                if node is not None and node not in keep:
+                if node is not None and promoted.get(vb) is not node:
                     copy = self.copy_of(node)
                     copy.seqnos[vb] = copy.persisted[vb] = seqnos[vb]
         for key, item in self.store.items_of(vbs).items():
             for node in vbmap[item.vb][1:]:
-                if node is not None and node not in keep:
+                if node is not None:
                     self.copy_of(node).items[key] = item.copy()
         self._check(vbs)
 
@@ -282,7 +282,7 @@ class Replication:
                                                for vb, node in promotions.items()})
         for vb in promotions:
             self.store.new_failover_entry(vb)
-        self.rebuild(set(promotions), keep=set(by_node))
+        self.rebuild(set(promotions), promotions)
 
     def forget(self, node):
         """``node`` left the cluster: its copies are gone."""

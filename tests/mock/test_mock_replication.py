@@ -266,3 +266,19 @@ def test_a_stalled_replica_takes_no_replication_until_it_resumes():
             assert len({c["seqno"] for c in mock.keyinfo(key)["copies"]}) == 1  # caught up
         with client(mock, first) as r:
             assert r.call(Op.GET_REPLICA, key).value == b"v2"
+
+
+def test_with_two_replicas_a_failover_keeps_the_other_replica_serving():
+    with MockCluster(nodes=3, replicas=2, vbuckets=NVB) as mock:
+        keys = [key_on(mock, 0, "two%d-" % i) for i in range(3)]
+        with client(mock, 0) as a:
+            for k in keys:
+                assert a.set(k, k.encode()).status == 0
+        mock.failover(0)
+        for k in keys:
+            active, replicas = placement(mock, k)
+            live = [n for n in replicas if n >= 0]
+            assert active != 0 and len(live) == 1 and live[0] not in (0, active)
+            with client(mock, active) as n, client(mock, live[0]) as r:
+                assert n.get(k).value == k.encode() and r.call(Op.GET_REPLICA, k).value == k.encode()
+                assert durable_set(n, k, b"after", MAJORITY).status == 0  # two of three copies remain
