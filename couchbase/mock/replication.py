@@ -12,7 +12,8 @@ a real cluster.
 A durable write (a durability frame, see ``parse_frames``) is applied at once and answered
 when its level is met on the nodes' copies, or SYNC_WRITE_AMBIGUOUS at its timeout (the mock
 keeps the write then: one of the outcomes "ambiguous" allows). Until then other mutations of
-the key get SYNC_WRITE_IN_PROGRESS. Everything runs on the mock's event-loop thread.
+the key get SYNC_WRITE_IN_PROGRESS; replies to later requests do not wait behind it (as with
+unordered execution). Everything runs on the mock's event-loop thread.
 """
 
 import asyncio
