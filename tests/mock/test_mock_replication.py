@@ -1,11 +1,13 @@
 """Replicas as copies per node, replication lag, failover promotion, durable writes and
-observe, at the packet level."""
+observe: at the packet level, and through libcouchbase's cbc."""
 
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
+from mock_helpers import find_tool
 from mock_kvclient import DEFAULT_FEATURES, KVClient, vbucket
 
 from couchbase.mock import MockCluster
@@ -282,3 +284,17 @@ def test_with_two_replicas_a_failover_keeps_the_other_replica_serving():
             with client(mock, active) as n, client(mock, live[0]) as r:
                 assert n.get(k).value == k.encode() and r.call(Op.GET_REPLICA, k).value == k.encode()
                 assert durable_set(n, k, b"after", MAJORITY).status == 0  # two of three copies remain
+
+
+def test_libcouchbase_durability_waits_for_replication_and_persistence(mock3):
+    # observe-based (OBSERVE_SEQNO polled on every node) and synchronous (the frame)
+    mock3.replication_delay(lag_ms=300, persist_ms=200)
+    for args, at_least, says in ((["--persist-to=2", "--replicate-to=1"], 0.5, "Persisted(2). Replicated(1)"),
+                                 (["--durability=majority"], 0.3, "Stored")):
+        started = time.monotonic()
+        res = subprocess.run([find_tool("cbc"), "create", "-U", mock3.connstr(), "-u", mock3.username,
+                              "-P", mock3.password, "-V", "v", *args, "lcb-durable"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and says in res.stderr, res.stderr
+        assert time.monotonic() - started >= at_least, args
+    assert [f["level"] for f in mock3.durability_frames()["frames"]] == [MAJORITY]
