@@ -114,6 +114,7 @@ class Replication:
         self.epochs = [0] * bucket.nvb
         self.sync_writes = {}  # key -> SyncWrite
         self.held = {}  # stalled Node -> [(snapshot, epoch)] it will receive when it resumes
+        self.store.before_lock = self._detach
 
     def copy_of(self, node):
         copy = self.copies.get(node)
@@ -166,6 +167,15 @@ class Replication:
         for node, copy in self.copies.items():
             if nodes is None or node in nodes:
                 copy.items = {key: item.copy() for key, item in copy.items.items()}
+
+    def _detach(self, item):
+        """Replicas sharing ``item`` keep it as it is now: the lock about to change its CAS
+        stays on the active node."""
+        self.flush()
+        for node in self.bucket.vbmap[item.vb][1:]:
+            copy = self.copies.get(node)
+            if copy is not None and copy.items.get(item.key) is item:
+                copy.items[item.key] = item.copy()
 
     def _send(self, node, snap, epoch, lag, persist, loop):
         if lag:

@@ -92,6 +92,8 @@ class BucketStore:
         self.items = {}
         # Items mutated since replication last looked (None: a bucket without replicas).
         self.changed = [] if replicated else None
+        # Called with an item about to be locked: a lock is not replicated (replication.py).
+        self.before_lock = None
         self.tombstones = {}
         self.nvb = nvb
         self.clock = clock
@@ -318,6 +320,8 @@ class BucketStore:
             return Status.LOCKED, None
         if lock_time == 0 or lock_time > MAX_LOCK_TIME:
             lock_time = DEFAULT_LOCK_TIME
+        if self.before_lock is not None:
+            self.before_lock(item)
         item.cas = self._cas.next()
         item.locked_until = self.clock.now() + lock_time
         return _ok, item

@@ -298,3 +298,15 @@ def test_libcouchbase_durability_waits_for_replication_and_persistence(mock3):
         assert res.returncode == 0 and says in res.stderr, res.stderr
         assert time.monotonic() - started >= at_least, args
     assert [f["level"] for f in mock3.durability_frames()["frames"]] == [MAJORITY]
+
+
+def test_a_lock_stays_on_the_active_node(mock3):
+    key = "locked"
+    active, (replica,) = placement(mock3, key)
+    with client(mock3, active) as a, client(mock3, replica) as r:
+        stored = a.set(key, b"v")
+        locked = a.call(Op.GET_LOCKED, key, struct.pack(">I", 5))
+        assert locked.status == 0 and locked.cas != stored.cas
+        assert r.call(Op.GET_REPLICA, key).cas == stored.cas  # the replica never saw the lock
+        assert a.set(key, b"w", cas=locked.cas).status == 0  # the lock's CAS unlocks
+        assert r.call(Op.GET_REPLICA, key).value == b"w"
