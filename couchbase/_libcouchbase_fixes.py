@@ -22,6 +22,7 @@ EXPOSED = {
             "wraps, a reply to another command) can crash the process",
     "0002": "requests queued while a connection attempt failed are sent again on the next connection "
             "(a failed store can still land later) and a retried request is read after it was freed",
+    "0004": "the timeout of a synchronous durability requirement goes out byte-swapped (2.5 s as 51.72 s)",
     "0005": "a request written before its connection failed cannot be told from one never sent, so the "
             "client cannot retry the requests that were never sent without risking others twice",
 }

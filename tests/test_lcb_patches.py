@@ -18,6 +18,7 @@ import pytest
 import couchbase._lcb
 from couchbase import _libcouchbase_fixes
 from couchbase.exceptions import UnpatchedLibcouchbaseError, UnpatchedLibcouchbaseWarning
+from couchbase.mock import MockCluster
 
 pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
 
@@ -118,3 +119,81 @@ def test_allowing_an_unpatched_libcouchbase_warns_instead(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _libcouchbase_fixes.require("couchbase-lcb-patches:" + ",".join(_libcouchbase_fixes.EXPOSED), "3.3.4")
+
+
+# The durability timeout went out byte-swapped (htons, then a manual big-endian split): the
+# child drives libcouchbase itself (the library the binding loaded, through ctypes: the
+# binding has no durability API yet) and the mock records the frames it received.
+DURABLE_CHILD = textwrap.dedent("""
+    import ctypes, sys
+    import couchbase._lcb
+
+    lib = ctypes.CDLL(couchbase._lcb.__file__)  # its dependency's symbols resolve through it
+    P, S = ctypes.c_void_p, ctypes.c_size_t
+    MAJORITY = 1
+
+    def ok(rc, what):
+        if rc:
+            sys.exit("%s failed: libcouchbase error %d" % (what, rc))
+
+    def cmd(kind, key, *setters):
+        c = P()
+        ok(getattr(lib, "lcb_cmd%s_create" % kind)(ctypes.byref(c), *((0,) if kind == "store" else ())),
+           kind)
+        getattr(lib, "lcb_cmd%s_key" % kind)(c, key, S(len(key)))
+        for name, *args in setters:
+            ok(getattr(lib, "lcb_cmd%s_%s" % (kind, name))(c, *args), name)
+        ok(getattr(lib, "lcb_cmd%s_durability" % kind)(c, MAJORITY), "durability")
+        return c
+
+    connstr, user, password = (a.encode() for a in sys.argv[1:4])
+    opts, instance = P(), P()
+    ok(lib.lcb_createopts_create(ctypes.byref(opts), 0), "createopts")
+    lib.lcb_createopts_connstr(opts, connstr, S(len(connstr)))
+    lib.lcb_createopts_credentials(opts, user, S(len(user)), password, S(len(password)))
+    ok(lib.lcb_create(ctypes.byref(instance), opts), "create")
+    lib.lcb_createopts_destroy(opts)
+    ok(lib.lcb_connect(instance), "connect")
+    lib.lcb_wait(instance, 0)
+    ok(lib.lcb_get_bootstrap_status(instance), "bootstrap")
+
+    store = cmd("store", b"durable:default", ("value", b"{}", S(2)))  # the 2.5 s default timeout
+    ok(lib.lcb_store(instance, None, store), "store")
+    lib.lcb_cmdstore_destroy(store)
+    store = cmd("store", b"durable:10s", ("value", b"{}", S(2)), ("timeout", ctypes.c_uint32(10000000)))
+    ok(lib.lcb_store(instance, None, store), "store")
+    lib.lcb_cmdstore_destroy(store)
+    counter = cmd("counter", b"durable:counter", ("delta", ctypes.c_int64(1)),
+                  ("initial", ctypes.c_uint64(5)))
+    ok(lib.lcb_counter(instance, None, counter), "counter")
+    lib.lcb_cmdcounter_destroy(counter)
+    specs = P()
+    ok(lib.lcb_subdocspecs_create(ctypes.byref(specs), S(1)), "specs")
+    ok(lib.lcb_subdocspecs_dict_upsert(specs, S(0), ctypes.c_uint32(0), b"p", S(1), b"1", S(1)), "spec")
+    subdoc = cmd("subdoc", b"durable:default", ("specs", specs))
+    ok(lib.lcb_subdoc(instance, None, subdoc), "subdoc")
+    lib.lcb_cmdsubdoc_destroy(subdoc)
+    lib.lcb_subdocspecs_destroy(specs)
+    lib.lcb_wait(instance, 0)
+    remove = cmd("remove", b"durable:10s")
+    ok(lib.lcb_remove(instance, None, remove), "remove")
+    lib.lcb_cmdremove_destroy(remove)
+    lib.lcb_wait(instance, 0)
+    lib.lcb_destroy(instance)
+    print("done")
+""")
+
+
+def test_the_durability_timeout_goes_out_in_network_order():
+    with MockCluster(nodes=2, replicas=1, vbuckets=64) as mock:
+        connstr = f"couchbase://{mock.host}:{mock.port}=http/default"
+        proc = subprocess.run([sys.executable, "-c", DURABLE_CHILD, connstr, mock.username, mock.password],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
+        frames = [(f["opcode"], f["key"], f["level"], f["timeout_ms"])
+                  for f in mock.durability_frames()["frames"]]
+        assert mock.keyinfo("durable:default")["found"] and not mock.keyinfo("durable:10s")["found"]
+    # 0.9 of the operation timeout (2.5 s by default), in milliseconds; unpatched: 51,720 and 10,275
+    assert frames == [(0x01, "durable:default", 1, 2250), (0x01, "durable:10s", 1, 9000),
+                      (0x05, "durable:counter", 1, 2250), (0xD1, "durable:default", 1, 2250),
+                      (0x04, "durable:10s", 1, 2250)]

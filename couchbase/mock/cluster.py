@@ -22,6 +22,7 @@ from .commands import command, describe
 from .errors import BucketError
 from .kv import KVConnection
 from .protocol import opcode_from_name
+from .replication import Replication
 from .rest import serve_http
 from .sasl import MECHANISMS
 from .store import BucketStore, CasSource, MockClock
@@ -44,6 +45,11 @@ class Node:
         self.mgmt_port = mgmt_port
         self.failed = False
         self.up = False
+        # faults of this node alone (``stall``, ``hiccup`` with a node index)
+        self.stalled = False
+        self.hiccup_ms = 0
+        self.hiccup_offset = 0
+        self.write_faults = False  # a hiccup here or a cluster-wide truncate: the slow write path
         self.uuid = _uuid.uuid4().hex
         self.kv_server = None
         self.http_server = None
@@ -107,9 +113,10 @@ class Bucket:
         self.flush_enabled = flush_enabled
         self.uuid = _uuid.uuid4().hex
         self.manifest_uid = 0
-        self.store = BucketStore(nvb, core.clock, core.cas)
+        self.store = BucketStore(nvb, core.clock, core.cas, replicated=not self.is_memcached)
         self.vbmap = None   # rows [active, replica...] of Node or None
         self.owners = None  # active Node per vbucket (the KV fast path looks only at this)
+        self.replication = None if self.is_memcached else Replication(core, self)
 
     def assign(self, nodes):
         """Spread vbuckets evenly over ``nodes`` (a rebalance)."""
@@ -124,12 +131,20 @@ class Bucket:
             rows.append(row)
         self.vbmap = rows
         self.owners = [row[0] for row in rows]
+        self.replication.rebuild()  # a rebalance moves the data with the vbuckets
 
     def fail_node(self, node, survivors):
-        """Promote replicas of the vbuckets ``node`` was active for; drop its replicas."""
+        """Promote replicas of the vbuckets ``node`` was active for; drop its replicas.
+
+        A promoted replica's copy becomes the vbucket's data (what it had not received is
+        lost); a vbucket without a replica moves to a survivor with its data.
+        """
         if self.is_memcached or self.vbmap is None:
             return
+        self.replication.flush()
         spare = 0
+        promotions = {}
+        moved = set()
         for vb, row in enumerate(self.vbmap):
             for r in range(1, len(row)):
                 if row[r] is node:
@@ -139,11 +154,16 @@ class Bucket:
                 if promoted is None:
                     promoted = survivors[spare % len(survivors)] if survivors else None
                     spare += 1
+                    moved.add(vb)
+                    self.store.new_failover_entry(vb)
                 else:
                     row[row.index(promoted)] = None
+                    promotions[vb] = promoted
                 row[0] = promoted
-                self.store.new_failover_entry(vb)
         self.owners = [row[0] for row in self.vbmap]
+        self.replication.forget(node)
+        self.replication.promote(promotions)
+        self.replication.rebuild(moved)
 
 
 class User:
@@ -271,13 +291,13 @@ class ClusterCore:
         self.opfails = []
         self.last_opfail_status = 0
         self.mangles = {}
-        self.hiccup_ms = 0
-        self.hiccup_offset = 0
         self.truncate_limit = None
         self.truncate_close = True
-        self.write_faults = False
-        self.stalled = False
         self.errors = []
+        # replication (``replication_delay``) and the durability frames received
+        self.replication_lag_ms = 0
+        self.persist_ms = 0
+        self.durability_log = []
 
     def _ports_for(self, index):
         if not self.base_port:
@@ -383,7 +403,18 @@ class ClusterCore:
 
     def _update_write_faults(self):
         truncating = self.truncate_limit is not None and self.truncate_limit >= 0
-        self.write_faults = self.hiccup_ms > 0 or truncating
+        for node in self.nodes:
+            node.write_faults = node.hiccup_ms > 0 or truncating
+
+    def _nodes_or_all(self, node_index):
+        return self.nodes if node_index is None else [self._node(node_index)]
+
+    def log_durability(self, node, opcode, key, level, timeout_ms):
+        """Record a durability frame received (``durability_frames`` returns them)."""
+        self.durability_log.append({"node": node.index, "opcode": opcode,
+                                    "key": key.decode("utf-8", "replace"), "level": level,
+                                    "timeout_ms": timeout_ms})
+        del self.durability_log[:-1000]
 
     def check_opfail(self, opcode, bucket):
         """Return True (and set last_opfail_status) if this request must fail."""
@@ -471,6 +502,7 @@ class ClusterCore:
         node = Node(self, len(self.nodes), self.host, *self._ports_for(len(self.nodes)))
         await node.start()
         self.nodes.append(node)
+        self._update_write_faults()
         if rebalance:
             self._rebalance()
         else:
@@ -502,28 +534,70 @@ class ClusterCore:
                 stream.close()
         return {}
 
-    @command(msecs=("ms",))
-    async def hiccup(self, msecs: int, offset: int = 0) -> "dict[str, Any]":
+    @command(msecs=("ms",), node_index=NODE_ALIASES)
+    async def hiccup(self, msecs: int, offset: int = 0, node_index: Optional[int] = None) -> "dict[str, Any]":
         """Delay every KV reply by ``msecs`` ms after its first ``offset`` bytes; 0 turns it off.
 
-        Server latency: pipelined replies are each delayed once, not one after another.
+        Server latency: pipelined replies are each delayed once, not one after another. Of one
+        node, or (None) of every node.
         """
-        self.hiccup_ms = max(0, int(msecs))
-        self.hiccup_offset = max(0, int(offset))
+        nodes = self._nodes_or_all(node_index)
+        for node in nodes:
+            node.hiccup_ms = max(0, int(msecs))
+            node.hiccup_offset = max(0, int(offset))
         self._update_write_faults()
-        return {"msecs": self.hiccup_ms, "offset": self.hiccup_offset}
+        return {"msecs": max(0, int(msecs)), "offset": max(0, int(offset)), "nodes": [n.index for n in nodes]}
 
-    @command()
-    async def stall(self, on: bool = True) -> "dict[str, Any]":
+    @command(node_index=NODE_ALIASES)
+    async def stall(self, on: bool = True, node_index: Optional[int] = None) -> "dict[str, Any]":
         """Stop reading KV requests (a hung node) until called with ``on=False``.
 
-        Requests fill the socket buffers and nothing is answered.
+        Requests fill the socket buffers and nothing is answered; replication to it waits too
+        (durable writes that need it wait). One node, or (None) every node; the others answer
+        as before.
         """
-        self.stalled = bool(on)
-        for node in self.nodes:
+        nodes = self._nodes_or_all(node_index)
+        replications = [b.replication for b in self.buckets.values() if b.replication is not None]
+        if on:
+            for replication in replications:
+                replication.freeze(nodes)
+        for node in nodes:
+            node.stalled = bool(on)
             for conn in list(node.kv_conns):
                 conn.apply_stall()
-        return {"stalled": self.stalled}
+            if not on:
+                for replication in replications:
+                    replication.resume(node)
+        return {"stalled": bool(on), "nodes": [n.index for n in nodes]}
+
+    @command(lag_ms=("lag",), persist_ms=("persist",))
+    async def replication_delay(self, lag_ms: int = 0, persist_ms: int = 0) -> "dict[str, Any]":
+        """Deliver mutations to replicas ``lag_ms`` ms late; each node persists ``persist_ms`` later.
+
+        0 and 0 (the default): replicas and disks have every mutation before its reply leaves.
+        A failover promotes a replica with what it received; durable writes wait for their
+        level (``durability_frames`` shows what clients asked).
+        """
+        lag_ms = max(0, int(lag_ms))
+        if lag_ms and not self.replication_lag_ms:
+            for bucket in self.buckets.values():
+                if bucket.replication is not None:
+                    bucket.replication.freeze()
+        self.replication_lag_ms = lag_ms
+        self.persist_ms = max(0, int(persist_ms))
+        return {"lag_ms": self.replication_lag_ms, "persist_ms": self.persist_ms}
+
+    @command()
+    async def durability_frames(self, clear: bool = False) -> "dict[str, Any]":
+        """The durability frames the nodes received (node, opcode, key, level, timeout_ms), oldest first.
+
+        ``timeout_ms`` is None when the frame had none. ``clear`` empties the record after
+        returning it. The last 1000 are kept.
+        """
+        frames = list(self.durability_log)
+        if clear:
+            self.durability_log.clear()
+        return {"frames": frames}
 
     @command()
     async def truncate(self, limit: Optional[int], close: bool = True) -> "dict[str, Any]":
@@ -655,6 +729,8 @@ class ClusterCore:
         if bucket is None:
             raise KeyError(name)
         bucket.store.flush()
+        if bucket.replication is not None:
+            bucket.replication.clear()
         return {"bucket": name}
 
     @command()
@@ -693,7 +769,7 @@ class ClusterCore:
 
     @command()
     async def keyinfo(self, key: Union[str, bytes], bucket: str = "default") -> "dict[str, Any]":
-        """Where a key lives (vbucket, active and replica nodes) and its metadata."""
+        """Where a key lives (vbucket, active and replica nodes), its metadata and each node's copy."""
         b = self.buckets.get(bucket)
         if b is None:
             raise KeyError(bucket)
@@ -709,6 +785,14 @@ class ClusterCore:
             info["active"] = row[0].index if row[0] is not None else -1
             info["replicas"] = [n.index if n is not None else -1 for n in row[1:]]
             info["serverIndex"] = nodes.index(row[0]) if row[0] in nodes else -1
+            copies = []
+            for node in row:
+                if node is not None:
+                    held, persisted = b.replication.observed(node, vb, raw)
+                    live = held is not None and not held.deleted
+                    copies.append({"node": node.index, "found": live, "persisted": live and persisted,
+                                   "cas": held.cas if live else 0, "seqno": held.seqno if live else 0})
+            info["copies"] = copies  # the active's first, then each replica's as it holds the key
         if item is not None:
             info.update({"cas": item.cas, "flags": item.flags, "exp": int(item.exp), "seqno": item.seqno,
                          "deleted": item.deleted, "datatype": item.datatype,

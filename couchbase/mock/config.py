@@ -8,9 +8,10 @@ import json
 
 VERSION = "7.6.2-3721-enterprise"
 IMPLEMENTATION_VERSION = VERSION
-# Only what the mock implements: no views ("couchapi"), DCP, sync durability or xattrs, so
-# clients do not try features that would then fail in confusing ways.
-BUCKET_CAPABILITIES = ["collections", "cbhello", "touch", "cccp", "nodesExt"]
+# Only what the mock implements: no views ("couchapi"), DCP or xattrs, so clients do not try
+# features that would then fail in confusing ways. "durableWrite" makes libcouchbase offer
+# synchronous durability (replication.py).
+BUCKET_CAPABILITIES = ["collections", "durableWrite", "cbhello", "touch", "cccp", "nodesExt"]
 MEMCACHED_CAPABILITIES = ["cbhello", "nodesExt"]
 CLUSTER_CAPABILITIES = {"n1ql": ["enhancedPreparedStatements"]}
 REV_EPOCH = 1

@@ -28,6 +28,7 @@ from .protocol import (
     Status,
     leb128_decode,
 )
+from .replication import LEVELS, FrameError, parse_frames
 from .sasl import MECHANISMS, AuthFailed, SaslSession
 from .store import MAX_ITEM_SIZE
 
@@ -52,7 +53,17 @@ SUPPORTED_FEATURES = frozenset((
     Feature.TCP_NODELAY, Feature.MUTATION_SEQNO, Feature.TCP_DELAY, Feature.XATTR,
     Feature.XERROR, Feature.SELECT_BUCKET, Feature.JSON, Feature.UNORDERED_EXECUTION,
     Feature.COLLECTIONS, Feature.DUPLEX, Feature.CLUSTERMAP_CHANGE_NOTIFICATION, Feature.TRACING,
+    Feature.ALT_REQUEST, Feature.SYNC_REPLICATION,
 ))
+
+# Mutations a durability frame may carry, and the ones a pending durable write of their key
+# holds off (SYNC_WRITE_IN_PROGRESS).
+DURABLE_OPS = frozenset((Op.SET, Op.ADD, Op.REPLACE, Op.DELETE, Op.INCREMENT, Op.DECREMENT, Op.APPEND,
+                         Op.PREPEND, Op.SUBDOC_MULTI_MUTATION) + tuple(range(Op.SUBDOC_DICT_ADD,
+                                                                            Op.SUBDOC_COUNTER + 1)))
+BLOCKED_BY_SYNC_WRITE = DURABLE_OPS | frozenset((
+    Op.SETQ, Op.ADDQ, Op.REPLACEQ, Op.DELETEQ, Op.INCREMENTQ, Op.DECREMENTQ, Op.APPENDQ, Op.PREPENDQ,
+    Op.TOUCH, Op.GAT, Op.GATQ, Op.GET_LOCKED))
 
 # Handler kinds: what must hold before the handler runs.
 SESSION = 0   # anything (the handler checks what it needs)
@@ -142,6 +153,8 @@ class KVConnection(asyncio.BufferedProtocol):
         self.json = False
         self.tracing = False  # replies carry a server-duration frame
         self.push_configs = False  # clustermap change notifications negotiated
+        self.alt_request = False  # flexible framing (alternative request magic) negotiated
+        self.sync_replication = False  # durability frames negotiated
         self.user = None
         self.bucket = None
         self.sasl = None
@@ -154,7 +167,7 @@ class KVConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport):
         self.transport = transport
         self.node.kv_conns.add(self)
-        if self.core.stalled:
+        if self.node.stalled:
             # before Python 3.11 the transport starts reading only after this
             # returns, which would undo a pause made here
             asyncio.get_running_loop().call_soon(self.apply_stall)
@@ -182,7 +195,7 @@ class KVConnection(asyncio.BufferedProtocol):
         """Stop or resume reading requests as the cluster's ``stall`` fault says."""
         if self.closed:
             return
-        if self.core.stalled:
+        if self.node.stalled:
             self.transport.pause_reading()
         elif not self._write_paused:
             self.transport.resume_reading()
@@ -191,7 +204,7 @@ class KVConnection(asyncio.BufferedProtocol):
         self._write_paused = False
         if self.closed:
             return
-        if not self.core.stalled:
+        if not self.node.stalled:
             self.transport.resume_reading()
         if self._chunks and self._have >= self._need:
             data = b"".join(self._chunks)
@@ -265,6 +278,14 @@ class KVConnection(asyncio.BufferedProtocol):
                 self._flush(out)
                 self.close(abort=False)
                 return
+            durability = None
+            if magic == ALT_REQ_MAGIC:
+                try:
+                    durability = self._frames(opcode, data[end - bodylen:end - bodylen + framelen],
+                                              data[kstart:vstart])
+                except FrameError as err:
+                    out.append(self.refused(opcode, opaque, err.status, str(err)))
+                    continue
             entry = handlers.get(opcode)
             if entry is None:
                 out.append(_status(opcode, Status.UNKNOWN_COMMAND, opaque))
@@ -307,6 +328,18 @@ class KVConnection(asyncio.BufferedProtocol):
                         elif self.node not in bucket.vbmap[kvb][1:]:
                             out.append(self._nmvb(opcode, opaque))
                             continue
+                    replication = bucket.replication
+                    if replication is not None:
+                        if replication.sync_writes and key in replication.sync_writes \
+                                and opcode in BLOCKED_BY_SYNC_WRITE:
+                            out.append(_status(opcode, Status.SYNC_WRITE_IN_PROGRESS, opaque))
+                            continue
+                        if durability is not None and replication.impossible(vb):
+                            out.append(_status(opcode, Status.DURABILITY_IMPOSSIBLE, opaque))
+                            continue
+                    elif durability is not None:
+                        out.append(_status(opcode, Status.NOT_SUPPORTED, opaque))
+                        continue
             elif core.opfails and opcode not in _HANDSHAKE_OPS and core.check_opfail(opcode, self.bucket):
                 out.append(_status(opcode, core.last_opfail_status, opaque))
                 continue
@@ -316,6 +349,9 @@ class KVConnection(asyncio.BufferedProtocol):
             except Exception as exc:  # a bug in a handler must not kill the node
                 core.log_error("KV handler 0x%02x failed: %r" % (opcode, exc))
                 res = _status(opcode, Status.EINTERNAL, opaque)
+            if durability is not None and res is not None and not res[6] and not res[7]:
+                res = self.bucket.replication.hold(self, key, vb, durability[0], durability[1], res, opcode,
+                                                   opaque)
             if res is not None:
                 if core.mangles and kind >= KEYED and key in core.mangles:
                     res, close = core.mangle_reply(key, res)
@@ -339,6 +375,9 @@ class KVConnection(asyncio.BufferedProtocol):
                     outsize = 0
                     if self._write_paused:
                         break  # the rest waits for resume_writing
+        bucket = self.bucket
+        if bucket is not None and bucket.store.changed:
+            bucket.replication.flush()
         if pos < n:
             tail = data[pos:]
             self._chunks = [tail]
@@ -357,7 +396,7 @@ class KVConnection(asyncio.BufferedProtocol):
         out.clear()
         if self.tracing:
             data = _with_duration_frames(data)
-        if self.core.write_faults:
+        if self.node.write_faults:
             self._faulty_write(data)
         else:
             self.transport.write(data)
@@ -402,19 +441,20 @@ class KVConnection(asyncio.BufferedProtocol):
         # was produced (its first ``offset`` bytes at once), in order, while
         # later replies are already on their way - not stacked one delay after
         # another, so pipelined clients see the latency once per reply.
-        if self.core.hiccup_ms <= 0 and not self._hq:
+        node = self.node
+        if node.hiccup_ms <= 0 and not self._hq:
             self.transport.write(data)
             return
         loop = asyncio.get_event_loop()
         if not self._hq:
-            offset = min(self.core.hiccup_offset, len(data))
+            offset = min(node.hiccup_offset, len(data))
             if offset:
                 self.transport.write(data[:offset])
                 data = data[offset:]
-            self._hq = [(loop.time() + self.core.hiccup_ms / 1000.0, data)]
+            self._hq = [(loop.time() + node.hiccup_ms / 1000.0, data)]
             loop.call_at(self._hq[0][0], self._hiccup_due)
         else:
-            self._hq.append((loop.time() + self.core.hiccup_ms / 1000.0, data))
+            self._hq.append((loop.time() + node.hiccup_ms / 1000.0, data))
 
     def _hiccup_due(self):
         if self.closed:
@@ -430,6 +470,41 @@ class KVConnection(asyncio.BufferedProtocol):
             self._hq = None
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _frames(self, opcode, frames, key):  # key: as on the wire
+        """The durability requirement of a flexible-framing request, checked as a node does:
+        (level, timeout_ms or None) or None; FrameError for what it refuses."""
+        if not self.alt_request:
+            raise FrameError("alternative request magic used without negotiating it (HELLO 0x10)")
+        durability = parse_frames(frames)
+        if durability is None:
+            return None
+        level, timeout_ms = durability
+        if self.collections:
+            _, used = leb128_decode(key)
+            key = key[used:]
+        self.core.log_durability(self.node, opcode, key, level, timeout_ms)
+        if not self.sync_replication:
+            raise FrameError("durability frame without negotiating synchronous replication (HELLO 0x11)")
+        if opcode not in DURABLE_OPS:
+            raise FrameError("opcode 0x%02x does not take a durability requirement" % opcode)
+        if level not in LEVELS:
+            raise FrameError("durability level %d does not exist" % level, Status.DURABILITY_INVALID_LEVEL)
+        if timeout_ms == 0:
+            raise FrameError("a durability timeout of 0 is invalid")
+        return durability
+
+    def refused(self, opcode, opaque, status, why):
+        """A ``status`` reply with ``why`` as its error context when the client reads them (XERROR)."""
+        body = json.dumps({"error": {"context": why}}).encode() if self.xerror else b""
+        if status:
+            STATUS_COUNTS[status] = STATUS_COUNTS.get(status, 0) + 1
+        return _pack_header(RES_MAGIC, opcode, 0, 0, DATATYPE_JSON if body else 0, status,
+                            len(body), opaque, 0) + body
+
+    def status_reply(self, opcode, status, opaque):
+        """A bare reply with ``status``."""
+        return _status(opcode, status, opaque)
 
     def _nmvb(self, opcode, opaque):
         STATUS_COUNTS[Status.NOT_MY_VBUCKET] = STATUS_COUNTS.get(Status.NOT_MY_VBUCKET, 0) + 1
@@ -489,6 +564,8 @@ def _hello(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
         acked.remove(Feature.CLUSTERMAP_CHANGE_NOTIFICATION)
         conn.features = tuple(acked)
     conn.push_configs = Feature.CLUSTERMAP_CHANGE_NOTIFICATION in acked
+    conn.alt_request = Feature.ALT_REQUEST in acked
+    conn.sync_replication = Feature.SYNC_REPLICATION in acked
     return _res(opcode, 0, opaque, value=struct.pack(">%dH" % len(acked), *acked))
 
 
@@ -625,7 +702,8 @@ def _get(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
 
 @handler(Op.GET_REPLICA, kind=REPLICA)
 def _get_replica(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
-    item = conn.bucket.store.get(key)
+    replication = conn.bucket.replication
+    item = replication.replica_item(conn.node, key) if replication is not None else None
     if item is None:
         return _status(opcode, Status.KEY_ENOENT, opaque)
     return _get_response(conn, opcode, key, item, opaque)
@@ -795,18 +873,18 @@ def _observe_seqno(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
         return conn._nmvb(opcode, opaque)
     store = bucket.store
     uuid = _U64.unpack(value)[0]
-    current = store.seqnos[vb]
+    current, persisted = bucket.replication.seqnos(conn.node, vb)  # this node's copy
     log = store.failover_logs[vb]
     if uuid == log[0][0]:
-        body = struct.pack(">BHQQQ", 0, vb, uuid, current, current)
+        body = struct.pack(">BHQQQ", 0, vb, uuid, persisted, current)
     else:
         old = next((entry for entry in log if entry[0] == uuid), None)
         if old is None:
-            body = struct.pack(">BHQQQ", 0, vb, log[0][0], current, current)
+            body = struct.pack(">BHQQQ", 0, vb, log[0][0], persisted, current)
         else:
             # the branch the client knew ended where the next newer entry started
             idx = log.index(old)
-            body = struct.pack(">BHQQQQQ", 1, vb, log[0][0], current, current, uuid, log[idx - 1][1])
+            body = struct.pack(">BHQQQQQ", 1, vb, log[0][0], persisted, current, uuid, log[idx - 1][1])
     return _res(opcode, 0, opaque, value=body)
 
 
@@ -829,15 +907,18 @@ def _observe(conn, opcode, key, extras, value, datatype, vb, opaque, cas):
         k = raw
         if conn.collections and k[:1] == b"\x00":
             k = k[1:]
-        if bucket.owners is not None and (kvb >= bucket.nvb or conn.node not in bucket.vbmap[kvb]):
+        if bucket.owners is None:
+            item, persisted = store.meta(k), True
+        elif kvb >= bucket.nvb or conn.node not in bucket.vbmap[kvb]:
             return conn._nmvb(opcode, opaque)
-        item = store.meta(k)
+        else:  # this node's copy, active or replica
+            item, persisted = bucket.replication.observed(conn.node, kvb, k)
         if item is None:
             state, icas = 0x80, 0
-        elif item.deleted:
-            state, icas = 0x81, item.cas
+        elif item.deleted:  # a persisted deletion is "not found" (with the tombstone's CAS)
+            state, icas = 0x80 if persisted else 0x81, item.cas
         else:
-            state, icas = 0x01, item.cas
+            state, icas = 0x01 if persisted else 0x00, item.cas
         out.append(struct.pack(">HH", kvb, klen) + raw + struct.pack(">BQ", state, icas))
     return _res(opcode, 0, opaque, value=b"".join(out))
 

@@ -99,15 +99,31 @@ class MockCluster:
         """Spread every bucket's vbuckets evenly over the live nodes; bumps the revision."""
     def drop_connections(self, node_index: int | None = None) -> dict[str, Any]:
         """Abort every client connection (KV and HTTP streams), of one node or (None) all."""
-    def hiccup(self, msecs: int, offset: int = 0) -> dict[str, Any]:
+    def hiccup(self, msecs: int, offset: int = 0, node_index: int | None = None) -> dict[str, Any]:
         """Delay every KV reply by ``msecs`` ms after its first ``offset`` bytes; 0 turns it off.
 
-        Server latency: pipelined replies are each delayed once, not one after another.
+        Server latency: pipelined replies are each delayed once, not one after another. Of one
+        node, or (None) of every node.
         """
-    def stall(self, on: bool = True) -> dict[str, Any]:
+    def stall(self, on: bool = True, node_index: int | None = None) -> dict[str, Any]:
         """Stop reading KV requests (a hung node) until called with ``on=False``.
 
-        Requests fill the socket buffers and nothing is answered.
+        Requests fill the socket buffers and nothing is answered; replication to it waits too
+        (durable writes that need it wait). One node, or (None) every node; the others answer
+        as before.
+        """
+    def replication_delay(self, lag_ms: int = 0, persist_ms: int = 0) -> dict[str, Any]:
+        """Deliver mutations to replicas ``lag_ms`` ms late; each node persists ``persist_ms`` later.
+
+        0 and 0 (the default): replicas and disks have every mutation before its reply leaves.
+        A failover promotes a replica with what it received; durable writes wait for their
+        level (``durability_frames`` shows what clients asked).
+        """
+    def durability_frames(self, clear: bool = False) -> dict[str, Any]:
+        """The durability frames the nodes received (node, opcode, key, level, timeout_ms), oldest first.
+
+        ``timeout_ms`` is None when the frame had none. ``clear`` empties the record after
+        returning it. The last 1000 are kept.
         """
     def truncate(self, limit: int | None, close: bool = True) -> dict[str, Any]:
         """Cut every KV reply batch to ``limit`` bytes, then close the connection if ``close``.
@@ -186,7 +202,7 @@ class MockCluster:
         Over HTTP the names are separated by commas or spaces.
         """
     def keyinfo(self, key: str | bytes, bucket: str = 'default') -> dict[str, Any]:
-        """Where a key lives (vbucket, active and replica nodes) and its metadata."""
+        """Where a key lives (vbucket, active and replica nodes), its metadata and each node's copy."""
     def info(self) -> dict[str, Any]:
         """Ports, credentials, buckets, failed nodes and revision (the READY line's JSON)."""
     def help(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 All methods run on the mock's event-loop thread; no locking is needed.
 """
 
+import copy
 import os
 import struct
 import time
@@ -51,10 +52,11 @@ class CasSource:
 class Item:
     """One document."""
 
-    __slots__ = ("value", "flags", "exp", "cas", "datatype", "locked_until", "seqno", "vb", "deleted",
+    __slots__ = ("key", "value", "flags", "exp", "cas", "datatype", "locked_until", "seqno", "vb", "deleted",
                  "xattrs")
 
-    def __init__(self, value, flags, exp, cas, datatype, seqno, vb):
+    def __init__(self, key, value, flags, exp, cas, datatype, seqno, vb):
+        self.key = key
         self.value = value
         self.flags = flags
         self.exp = exp
@@ -65,6 +67,14 @@ class Item:
         self.vb = vb
         self.deleted = False
         self.xattrs = None  # extended attributes (sub-document API): name -> JSON value
+
+    def copy(self):
+        """A snapshot of this item (what replication sends to a replica)."""
+        twin = Item(self.key, self.value, self.flags, self.exp, self.cas, self.datatype, self.seqno, self.vb)
+        twin.deleted = self.deleted
+        if self.xattrs:
+            twin.xattrs = copy.deepcopy(self.xattrs)
+        return twin
 
 
 def _system_xattrs(xattrs):
@@ -78,8 +88,12 @@ def _system_xattrs(xattrs):
 class BucketStore:
     """Documents of one bucket plus per-vbucket sequence numbers and failover logs."""
 
-    def __init__(self, nvb, clock, cas_source):
+    def __init__(self, nvb, clock, cas_source, replicated=False):
         self.items = {}
+        # Items mutated since replication last looked (None: a bucket without replicas).
+        self.changed = [] if replicated else None
+        # Called with an item about to be locked: a lock is not replicated (replication.py).
+        self.before_lock = None
         self.tombstones = {}
         self.nvb = nvb
         self.clock = clock
@@ -136,12 +150,16 @@ class BucketStore:
         item.locked_until = 0.0
         item.xattrs = _system_xattrs(item.xattrs)
         self.tombstones[key] = item
+        if self.changed is not None:
+            self.changed.append(item)
 
     def _bump(self, item):
         vb = item.vb
         self.seqnos[vb] += 1
         item.seqno = self.seqnos[vb]
         item.cas = self._cas.next()
+        if self.changed is not None:
+            self.changed.append(item)
 
     def is_locked(self, item):
         return item.locked_until and item.locked_until > self.clock.now()
@@ -168,7 +186,7 @@ class BucketStore:
                 if cas:
                     self.stats["cas_misses"] += 1
                 return Status.KEY_ENOENT, None
-            item = Item(value, flags, self.expiry(exp), 0, datatype, 0, vb)
+            item = Item(key, value, flags, self.expiry(exp), 0, datatype, 0, vb)
             self.items[key] = item
             self.tombstones.pop(key, None)
             self.stats["total_items"] += 1
@@ -198,7 +216,7 @@ class BucketStore:
 
     def insert(self, key, vb, value, flags, exp, datatype):
         """Create a new live item (the caller checked there is none) and give it a seqno/CAS."""
-        item = Item(value, flags, self.expiry(exp), 0, datatype, 0, vb)
+        item = Item(key, value, flags, self.expiry(exp), 0, datatype, 0, vb)
         self.items[key] = item
         self.tombstones.pop(key, None)
         self.stats["total_items"] += 1
@@ -254,7 +272,7 @@ class BucketStore:
             self.stats[name + "_misses"] += 1
             if exp == 0xFFFFFFFF or cas:
                 return Status.KEY_ENOENT, None, 0
-            item = Item(b"%d" % initial, 0, self.expiry(exp), 0, 0x01, 0, vb)
+            item = Item(key, b"%d" % initial, 0, self.expiry(exp), 0, 0x01, 0, vb)
             self.items[key] = item
             self.tombstones.pop(key, None)
             self.stats["total_items"] += 1
@@ -302,6 +320,8 @@ class BucketStore:
             return Status.LOCKED, None
         if lock_time == 0 or lock_time > MAX_LOCK_TIME:
             lock_time = DEFAULT_LOCK_TIME
+        if self.before_lock is not None:
+            self.before_lock(item)
         item.cas = self._cas.next()
         item.locked_until = self.clock.now() + lock_time
         return _ok, item
@@ -332,3 +352,22 @@ class BucketStore:
         """Remove every document."""
         self.items.clear()
         self.tombstones.clear()
+
+    def items_of(self, vbs):
+        """Live items and tombstones of the vbuckets in ``vbs`` (a set), by key."""
+        out = {k: i for k, i in self.tombstones.items() if i.vb in vbs}
+        out.update((k, i) for k, i in self.items.items() if i.vb in vbs)
+        return out
+
+    def replace_vbuckets(self, contents, seqnos):
+        """Make ``contents[vb]`` (key -> Item) the content of each vbucket ``vb``, whose high
+        seqno becomes ``seqnos[vb]``: replicas' copies promoted at failover. What a replica
+        never received is gone."""
+        for table in (self.items, self.tombstones):
+            for key in [k for k, i in table.items() if i.vb in contents]:
+                del table[key]
+        for items in contents.values():
+            for key, item in items.items():
+                (self.tombstones if item.deleted else self.items)[key] = item
+        for vb, seqno in seqnos.items():
+            self.seqnos[vb] = seqno

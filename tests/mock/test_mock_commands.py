@@ -36,7 +36,12 @@ CALLS = [
     ("rebalance", {}),
     ("drop_connections", {"node_index": 1}),
     ("hiccup", {"msecs": 5, "offset": 3}),
+    ("hiccup", {"msecs": 7, "offset": 0, "node_index": 1}),
     ("stall", {"on": False}),
+    ("stall", {"on": True, "node_index": 2}),
+    ("stall", {"on": False, "node_index": 2}),
+    ("replication_delay", {"lag_ms": 20, "persist_ms": 30}),
+    ("durability_frames", {"clear": True}),
     ("truncate", {"limit": 100, "close": False}),
     ("opfail", {"status": 0x86, "count": 2, "opcode": "GET", "bucket": "default"}),
     ("mangle", {"key": "k", "count": 1, "body": b"\x00\xff", "close": True, "status": 0x86, "cas": 7}),
@@ -94,7 +99,9 @@ def _state(mock):
     bucket = core.buckets.get("extra")
     return {
         "failed": [n.failed for n in core.nodes], "balanced": core.balanced, "rev": core.rev,
-        "hiccup": (core.hiccup_ms, core.hiccup_offset), "stalled": core.stalled,
+        "hiccup": [(n.hiccup_ms, n.hiccup_offset) for n in core.nodes],
+        "stalled": [n.stalled for n in core.nodes],
+        "replication": (core.replication_lag_ms, core.persist_ms), "durability_log": core.durability_log,
         "truncate": (core.truncate_limit, core.truncate_close),
         "opfails": [(r.status, r.count, r.opcode, r.bucket) for r in core.opfails],
         "mangles": {k: (r.fields, r.body, r.close, r.count) for k, r in core.mangles.items()},
@@ -106,7 +113,7 @@ def _state(mock):
 
 
 def test_the_calls_cover_every_command():
-    assert sorted(name for name, _ in CALLS) == sorted(COMMANDS)
+    assert sorted({name for name, _ in CALLS}) == sorted(COMMANDS)
 
 
 def test_every_command_in_process_and_over_http_with_the_same_parameters():
@@ -167,7 +174,9 @@ def test_help_gives_every_command_with_its_parameters(mock1):
     assert reply["commands"]["hiccup"] == {
         "summary": COMMANDS["hiccup"].summary, "aliases": [],
         "params": [{"name": "msecs", "type": "int", "required": True, "aliases": ["ms"]},
-                   {"name": "offset", "type": "int", "required": False, "aliases": [], "default": 0}]}
+                   {"name": "offset", "type": "int", "required": False, "aliases": [], "default": 0},
+                   {"name": "node_index", "type": "int | None", "required": False,
+                    "aliases": ["idx", "index", "node"], "default": None}]}
     assert reply["commands"]["restart"]["aliases"] == ["respawn"]
     for name, entry in reply["commands"].items():
         func = getattr(ClusterCore, name)

@@ -24,7 +24,7 @@ def test_hello_acks_only_supported_features(mock1):
         acked = c.hello()
         assert set(acked) == {Feature.TCP_NODELAY, Feature.MUTATION_SEQNO, Feature.XATTR, Feature.XERROR,
                               Feature.SELECT_BUCKET, Feature.JSON, Feature.COLLECTIONS,
-                              Feature.UNORDERED_EXECUTION, Feature.TRACING}
+                              Feature.UNORDERED_EXECUTION, Feature.TRACING, Feature.ALT_REQUEST}
         assert Feature.SNAPPY not in acked
 
 
