@@ -39,9 +39,14 @@ __all__ = [
     "ConnectError",
     "CouchbaseError",
     "DeltaBadvalError",
+    "DeltaInvalidError",
     "DlopenFailedError",
     "DlsymFailedError",
+    "DocumentNotJsonError",
+    "DurabilityAmbiguousError",
     "DurabilityError",
+    "DurabilityImpossibleError",
+    "DurableWriteInProgressError",
     "InternalError",
     "InvalidError",
     "KeyExistsError",
@@ -53,10 +58,18 @@ __all__ = [
     "NotMyVbucketError",
     "NotStoredError",
     "NotSupportedError",
+    "NumberTooBigError",
     "OutcomeUnknownError",
+    "PathExistsError",
+    "PathInvalidError",
+    "PathMismatchError",
+    "PathNotFoundError",
+    "PathTooBigError",
+    "PathTooDeepError",
     "ProtocolError",
     "RangeError",
     "RequestCanceledError",
+    "SubdocError",
     "TemporaryFailError",
     "TimeoutError",
     "TooBigError",
@@ -65,6 +78,15 @@ __all__ = [
     "UnpatchedLibcouchbaseError",
     "UnpatchedLibcouchbaseWarning",
     "ValueFormatError",
+    "ValueInvalidError",
+    "ValueTooDeepError",
+    "XattrCannotModifyVirtualAttributeError",
+    "XattrError",
+    "XattrInvalidFlagComboError",
+    "XattrInvalidKeyComboError",
+    "XattrInvalidOrderError",
+    "XattrUnknownMacroError",
+    "XattrUnknownVirtualAttributeError",
     "class_for_status",
     "exception_for_status",
 ]
@@ -142,7 +164,7 @@ class CouchbaseError(Exception):
             details.append(f"HTTP status {self.status}")
         if self.cas:
             details.append(f"CAS {self.cas}")
-        out = _what_failed(self.operation, self.key) + text
+        out = _what_failed(self.operation, self.key) + self._where() + text
         if details:
             out += f" ({'; '.join(details)})"
         if isinstance(self.all_results, dict):
@@ -150,6 +172,10 @@ class CouchbaseError(Exception):
             if failed:
                 out += f"; {failed} of {len(self.all_results)} keys failed, see .all_results"
         return out
+
+    def _where(self):
+        """Where in the operation it failed, after the key ('' here)."""
+        return ""
 
     def __repr__(self):
         fields = [
@@ -453,6 +479,146 @@ class DurabilityError(CouchbaseError):
     """
 
 
+class DurabilityImpossibleError(DurabilityError):
+    """The durability requirement cannot be met by this cluster
+
+    Too few nodes hold the key's vbucket for the level asked (a durable write
+    with one replica configured but its node failed over), or the bucket or
+    server does not support synchronous durability, or ``replicate_to`` /
+    ``persist_to`` ask for more copies than the bucket has. The change was not
+    applied. Lower the requirement or restore the missing nodes.
+    """
+
+
+class DurabilityAmbiguousError(DurabilityError):
+    """The change was applied on the active node, but whether it reached the
+    durability level asked is unknown
+
+    The server could not confirm the synchronous write in time (replicas slow
+    or failing over); it may yet be committed, or rolled back. As with
+    :class:`OutcomeUnknownError`: read the key back before repeating a change
+    that is not safe to apply twice.
+    """
+
+
+class DurableWriteInProgressError(TemporaryFailError):
+    """Another durable write of this key is still waiting for its durability
+    level
+
+    The server refuses changes to a key while a synchronous write of it is
+    pending. Retry shortly. A :class:`TemporaryFailError`, which is what it was
+    before this client had durability.
+    """
+
+
+class SubdocError(CouchbaseError):
+    """A sub-document path could not be read or changed
+
+    The base of the sub-document errors. ``path`` and ``index`` (the spec's
+    position in the call) say which path; in ``lookup_in`` each failed path's
+    result is its exception, in ``mutate_in`` the first failing path raises and
+    nothing of the call is applied.
+    """
+
+    #: The sub-document path that failed, or None.
+    path = None
+    #: The position of the failed spec in the call (0-based), or None.
+    index = None
+
+    def _where(self):
+        if self.path is None:
+            return ""
+        spec = f" (spec {self.index})" if self.index is not None else ""
+        return f"path {safe_repr(self.path)}{spec}: "
+
+
+class PathNotFoundError(SubdocError):
+    """The path does not exist in the document
+
+    Not a :class:`NotFoundError`, which means a missing document (and which
+    ``quiet`` silences).
+    """
+
+
+class PathExistsError(SubdocError):
+    """The path already exists in the document (an insert or a unique array
+    add)"""
+
+
+class PathMismatchError(SubdocError):
+    """The path's element has another type than the operation needs (an
+    array operation on an object, a counter on a string, a path through a
+    scalar)"""
+
+
+class DocumentNotJsonError(SubdocError):
+    """The document is not JSON, so it has no paths"""
+
+
+class PathInvalidError(SubdocError, InvalidError):
+    """The path's syntax is invalid"""
+
+
+class PathTooBigError(SubdocError, InvalidError):
+    """The path is too long"""
+
+
+class PathTooDeepError(SubdocError, InvalidError):
+    """The path nests deeper than the server allows (32 levels)"""
+
+
+class ValueTooDeepError(SubdocError, InvalidError):
+    """The value would make the document nest deeper than the server allows"""
+
+
+class ValueInvalidError(SubdocError, InvalidError):
+    """The value cannot be put at this path (not valid JSON, or several
+    values where one is required)"""
+
+
+class NumberTooBigError(SubdocError):
+    """The number at the path, or the counter's result, does not fit in a
+    signed 64-bit integer"""
+
+
+class DeltaInvalidError(SubdocError, InvalidError):
+    """The counter's delta is zero or out of range"""
+
+
+class XattrError(SubdocError, InvalidError):
+    """An extended attribute (xattr) spec is invalid
+
+    The base of the xattr errors: an unknown macro, a flag combination the
+    server refuses, xattr specs that name several attributes or come after
+    document specs, or a virtual attribute that does not exist or cannot be
+    changed.
+    """
+
+
+class XattrUnknownMacroError(XattrError):
+    """The value names a macro the server does not know"""
+
+
+class XattrInvalidFlagComboError(XattrError):
+    """The spec's flags cannot be combined (a macro outside an xattr)"""
+
+
+class XattrInvalidKeyComboError(XattrError):
+    """The specs touch more than one extended attribute"""
+
+
+class XattrUnknownVirtualAttributeError(XattrError):
+    """The virtual attribute does not exist"""
+
+
+class XattrCannotModifyVirtualAttributeError(XattrError):
+    """Virtual attributes are read-only"""
+
+
+class XattrInvalidOrderError(XattrError):
+    """Extended-attribute specs must come before the document's specs"""
+
+
 class CollectionNotFoundError(CouchbaseError):
     """The collection or its scope does not exist
 
@@ -548,18 +714,18 @@ _BY_STATUS = {
     _s.LCB_ERR_COLLECTION_MANIFEST_IS_AHEAD: ClientTemporaryFailError,
     # -- load --
     _s.LCB_ERR_TEMPORARY_FAILURE: TemporaryFailError,
-    _s.LCB_ERR_DURABLE_WRITE_IN_PROGRESS: TemporaryFailError,
-    _s.LCB_ERR_DURABLE_WRITE_RE_COMMIT_IN_PROGRESS: TemporaryFailError,
+    _s.LCB_ERR_DURABLE_WRITE_IN_PROGRESS: DurableWriteInProgressError,
+    _s.LCB_ERR_DURABLE_WRITE_RE_COMMIT_IN_PROGRESS: DurableWriteInProgressError,
     _s.LCB_ERR_BUSY: BusyError,
     _s.LCB_ERR_RATE_LIMITED: BusyError,
     _s.LCB_ERR_QUOTA_LIMITED: BusyError,
     _s.LCB_ERR_NO_MEMORY: ClientNoMemoryError,
     # -- durability --
-    _s.LCB_ERR_DURABILITY_LEVEL_NOT_AVAILABLE: DurabilityError,
-    _s.LCB_ERR_DURABILITY_IMPOSSIBLE: DurabilityError,
-    _s.LCB_ERR_DURABILITY_AMBIGUOUS: DurabilityError,
+    _s.LCB_ERR_DURABILITY_LEVEL_NOT_AVAILABLE: DurabilityImpossibleError,
+    _s.LCB_ERR_DURABILITY_IMPOSSIBLE: DurabilityImpossibleError,
+    _s.LCB_ERR_DURABILITY_AMBIGUOUS: DurabilityAmbiguousError,
     _s.LCB_ERR_MUTATION_LOST: DurabilityError,
-    _s.LCB_ERR_DURABILITY_TOO_MANY: DurabilityError,
+    _s.LCB_ERR_DURABILITY_TOO_MANY: DurabilityImpossibleError,
     _s.LCB_ERR_DURABILITY_NO_MUTATION_TOKENS: DurabilityError,
     # -- what the server or client can do --
     _s.LCB_ERR_UNSUPPORTED_OPERATION: NotSupportedError,  # incl. unknown command
@@ -596,24 +762,24 @@ _BY_STATUS = {
     _s.LCB_ERR_KVENGINE_UNKNOWN_ERROR: LibcouchbaseError,
     _s.LCB_ERR_COLLECTION_CANNOT_APPLY_MANIFEST: LibcouchbaseError,
     _s.LCB_ERR_HTTP: LibcouchbaseError,  # see .status
-    # -- sub-document (this client has no sub-document API) --
-    _s.LCB_ERR_SUBDOC_PATH_NOT_FOUND: LibcouchbaseError,
-    _s.LCB_ERR_SUBDOC_PATH_MISMATCH: LibcouchbaseError,
-    _s.LCB_ERR_SUBDOC_PATH_EXISTS: LibcouchbaseError,
-    _s.LCB_ERR_SUBDOC_DOCUMENT_NOT_JSON: LibcouchbaseError,
-    _s.LCB_ERR_SUBDOC_PATH_INVALID: InvalidError,
-    _s.LCB_ERR_SUBDOC_PATH_TOO_BIG: InvalidError,
-    _s.LCB_ERR_SUBDOC_PATH_TOO_DEEP: InvalidError,
-    _s.LCB_ERR_SUBDOC_VALUE_TOO_DEEP: InvalidError,
-    _s.LCB_ERR_SUBDOC_VALUE_INVALID: InvalidError,
-    _s.LCB_ERR_SUBDOC_NUMBER_TOO_BIG: InvalidError,
-    _s.LCB_ERR_SUBDOC_DELTA_INVALID: InvalidError,
-    _s.LCB_ERR_SUBDOC_XATTR_UNKNOWN_MACRO: InvalidError,
-    _s.LCB_ERR_SUBDOC_XATTR_INVALID_FLAG_COMBO: InvalidError,
-    _s.LCB_ERR_SUBDOC_XATTR_INVALID_KEY_COMBO: InvalidError,
-    _s.LCB_ERR_SUBDOC_XATTR_UNKNOWN_VIRTUAL_ATTRIBUTE: InvalidError,
-    _s.LCB_ERR_SUBDOC_XATTR_CANNOT_MODIFY_VIRTUAL_ATTRIBUTE: InvalidError,
-    _s.LCB_ERR_SUBDOC_XATTR_INVALID_ORDER: InvalidError,
+    # -- sub-document: one class per status --
+    _s.LCB_ERR_SUBDOC_PATH_NOT_FOUND: PathNotFoundError,
+    _s.LCB_ERR_SUBDOC_PATH_MISMATCH: PathMismatchError,
+    _s.LCB_ERR_SUBDOC_PATH_EXISTS: PathExistsError,
+    _s.LCB_ERR_SUBDOC_DOCUMENT_NOT_JSON: DocumentNotJsonError,
+    _s.LCB_ERR_SUBDOC_PATH_INVALID: PathInvalidError,
+    _s.LCB_ERR_SUBDOC_PATH_TOO_BIG: PathTooBigError,
+    _s.LCB_ERR_SUBDOC_PATH_TOO_DEEP: PathTooDeepError,
+    _s.LCB_ERR_SUBDOC_VALUE_TOO_DEEP: ValueTooDeepError,
+    _s.LCB_ERR_SUBDOC_VALUE_INVALID: ValueInvalidError,
+    _s.LCB_ERR_SUBDOC_NUMBER_TOO_BIG: NumberTooBigError,
+    _s.LCB_ERR_SUBDOC_DELTA_INVALID: DeltaInvalidError,
+    _s.LCB_ERR_SUBDOC_XATTR_UNKNOWN_MACRO: XattrUnknownMacroError,
+    _s.LCB_ERR_SUBDOC_XATTR_INVALID_FLAG_COMBO: XattrInvalidFlagComboError,
+    _s.LCB_ERR_SUBDOC_XATTR_INVALID_KEY_COMBO: XattrInvalidKeyComboError,
+    _s.LCB_ERR_SUBDOC_XATTR_UNKNOWN_VIRTUAL_ATTRIBUTE: XattrUnknownVirtualAttributeError,
+    _s.LCB_ERR_SUBDOC_XATTR_CANNOT_MODIFY_VIRTUAL_ATTRIBUTE: XattrCannotModifyVirtualAttributeError,
+    _s.LCB_ERR_SUBDOC_XATTR_INVALID_ORDER: XattrInvalidOrderError,
     # -- services this client does not use: query, analytics, views,
     # management (a missing index is not a missing key) --
     _s.LCB_ERR_PARSING_FAILURE: LibcouchbaseError,
@@ -781,6 +947,26 @@ _PHRASES = {
     _s.LCB_ERR_HTTP: "the HTTP request failed",
     _s.LCB_ERR_DLOPEN_FAILED: "the libcouchbase IO plugin library could not be loaded",
     _s.LCB_ERR_DLSYM_FAILED: "the libcouchbase IO plugin library has no initialisation function",
+    _s.LCB_ERR_DURABILITY_IMPOSSIBLE: (
+        "too few nodes hold this key's vbucket for the durability level asked; the change was not applied"
+    ),
+    _s.LCB_ERR_DURABILITY_LEVEL_NOT_AVAILABLE: (
+        "the server or bucket does not support this durability level; the change was not applied"
+    ),
+    _s.LCB_ERR_DURABILITY_AMBIGUOUS: (
+        "the change was not confirmed at the durability level asked in time; it may yet be committed "
+        "or rolled back, read the key back before retrying"
+    ),
+    _s.LCB_ERR_DURABLE_WRITE_IN_PROGRESS: "another durable write of this key is still pending; retry shortly",
+    _s.LCB_ERR_DURABILITY_TOO_MANY: "more replicas or persisted copies were asked than the bucket has",
+    _s.LCB_ERR_SUBDOC_PATH_NOT_FOUND: "the path does not exist in the document",
+    _s.LCB_ERR_SUBDOC_PATH_EXISTS: "the path already exists in the document",
+    _s.LCB_ERR_SUBDOC_PATH_MISMATCH: "the element at the path has another type than this operation needs",
+    _s.LCB_ERR_SUBDOC_DOCUMENT_NOT_JSON: "the document is not JSON, so it has no paths",
+    _s.LCB_ERR_SUBDOC_PATH_INVALID: "the path's syntax is invalid",
+    _s.LCB_ERR_SUBDOC_VALUE_INVALID: "the value cannot be put at this path (it must be valid JSON)",
+    _s.LCB_ERR_SUBDOC_NUMBER_TOO_BIG: "the number does not fit in a signed 64-bit integer",
+    _s.LCB_ERR_SUBDOC_DELTA_INVALID: "the counter's delta must be a non-zero signed 64-bit integer",
 }
 _OP_PHRASES = {
     (

@@ -174,6 +174,41 @@ def test_extra_classes():
     assert not issubclass(exc.CollectionNotFoundError, exc.NotFoundError)
 
 
+def test_durability_classes_keep_what_callers_catch():
+    # every durability failure is a DurabilityError; a pending durable write
+    # stays the TemporaryFailError retry loops already catch
+    for cls in (exc.DurabilityImpossibleError, exc.DurabilityAmbiguousError):
+        assert issubclass(cls, exc.DurabilityError)
+    assert issubclass(exc.DurableWriteInProgressError, exc.TemporaryFailError)
+    assert not issubclass(exc.DurabilityAmbiguousError, exc.ConnectError)
+
+
+def test_each_subdoc_status_has_a_class_of_its_own():
+    subdoc = [c for c in ERROR_CODES if status.STATUS[c][0].startswith("LCB_ERR_SUBDOC_")]
+    classes = [exc.class_for_status(c) for c in subdoc]
+    assert len(subdoc) == 17 and len(set(classes)) == len(subdoc)
+    for cls in classes:
+        assert issubclass(cls, exc.SubdocError)
+        # a missing path is not a missing document: quiet must not hide it
+        assert not issubclass(cls, exc.NotFoundError)
+    for cls in (exc.PathInvalidError, exc.ValueInvalidError, exc.XattrUnknownMacroError):
+        assert issubclass(cls, exc.InvalidError)  # input the server refused
+
+
+def test_subdoc_error_names_the_path_and_spec():
+    err = exc.exception_for_status(status.LCB_ERR_SUBDOC_PATH_NOT_FOUND, key="doc", operation="lookup_in")
+    err.path, err.index = "a.b[2]", 1
+    assert str(err) == (
+        "lookup_in of key 'doc' failed: path 'a.b[2]' (spec 1): the path does not exist in the document "
+        "(LCB_ERR_SUBDOC_PATH_NOT_FOUND, 313)"
+    )
+    copy = pickle.loads(pickle.dumps(err))
+    assert (type(copy), copy.path, copy.index, str(copy)) == (type(err), "a.b[2]", 1, str(err))
+    assert exc.PathNotFoundError().path is None
+    no_path = "operation on key 'k' failed: The path does not exist in the document"
+    assert str(exc.PathNotFoundError(key="k")) == no_path
+
+
 def test_all_lists_every_public_name_and_each_has_a_docstring():
     warnings = {name for name, obj in vars(exc).items() if isinstance(obj, type) and issubclass(obj, Warning)
                 and obj.__module__ == exc.__name__}
@@ -265,9 +300,17 @@ def test_success_is_not_an_error():
         ("LCB_ERR_INTERNAL_SERVER_FAILURE", "InternalError"),
         ("LCB_ERR_BUSY", "BusyError"),
         ("LCB_ERR_COLLECTION_NOT_FOUND", "CollectionNotFoundError"),
-        ("LCB_ERR_DURABILITY_IMPOSSIBLE", "DurabilityError"),
+        ("LCB_ERR_DURABILITY_IMPOSSIBLE", "DurabilityImpossibleError"),
         ("LCB_ERR_REQUEST_CANCELED", "RequestCanceledError"),
         ("LCB_ERR_DECODING_FAILURE", "ValueFormatError"),
+        ("LCB_ERR_DURABILITY_AMBIGUOUS", "DurabilityAmbiguousError"),
+        ("LCB_ERR_DURABILITY_LEVEL_NOT_AVAILABLE", "DurabilityImpossibleError"),
+        ("LCB_ERR_DURABLE_WRITE_IN_PROGRESS", "DurableWriteInProgressError"),
+        ("LCB_ERR_SUBDOC_PATH_NOT_FOUND", "PathNotFoundError"),
+        ("LCB_ERR_SUBDOC_PATH_EXISTS", "PathExistsError"),
+        ("LCB_ERR_SUBDOC_PATH_MISMATCH", "PathMismatchError"),
+        ("LCB_ERR_SUBDOC_DOCUMENT_NOT_JSON", "DocumentNotJsonError"),
+        ("LCB_ERR_SUBDOC_XATTR_INVALID_ORDER", "XattrInvalidOrderError"),
     ],
 )
 def test_key_mappings(name, cls_name):
@@ -371,7 +414,7 @@ def test_messages_depend_on_the_operation():
     assert "timeout" in msg("LCB_ERR_TIMEOUT", operation="get")
     assert msg("LCB_ERR_TIMEOUT", operation="get") != msg("LCB_ERR_TIMEOUT", operation="connect")
     # no phrase of our own: libcouchbase's description, as a phrase
-    assert msg("LCB_ERR_SUBDOC_PATH_NOT_FOUND") == "subdoc: path not found"
+    assert msg("LCB_ERR_SUBDOC_XATTR_UNKNOWN_MACRO") == "subdoc: XATTR unknown macro"
     assert msg("LCB_ERR_SSL_NO_CIPHERS").startswith("OpenSSL ")
     assert msg("LCB_ERR_TIMEOUT", msg="custom") == "custom"
 
