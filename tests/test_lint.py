@@ -30,7 +30,7 @@ def test_cython_lint():
 
 def test_mypy_on_the_stubs_and_typed_modules():
     _run(sys.executable, "-m", "mypy", "couchbase/_lcb.pyi", "couchbase/result.py", "couchbase/exceptions.py",
-         "couchbase/aio.py")
+         "couchbase/aio.py", "couchbase/subdocument.py")
     # the mock's typed parts, strictly; the untyped mock internals they reach are followed silently
     _run(sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
          "couchbase/mock/mock_cluster.pyi", "couchbase/mock/commands.py", "couchbase/mock/errors.py")
