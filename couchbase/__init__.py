@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:  # the names __getattr__ below provides, for type checkers
     from couchbase._lcb import Connection, set_json_converters
-    from couchbase.result import Result
+    from couchbase.result import ReplicaResult, Result, SubdocResult
 
 __version__ = "0.1.0"
 
 # libcouchbase's log goes to the "couchbase" logger (WARNING and above unless
 # the application lowers the level); like any library, print nothing by itself.
 logging.getLogger("couchbase").addHandler(logging.NullHandler())
+
+from couchbase.durability import Durability  # noqa: E402 (pure Python, after the logger)
 
 # Value formats, carried in the flags field (as in the 0.9 client).
 FMT_JSON = 0x0
@@ -31,7 +33,10 @@ __all__ = [
     "FMT_JSON",
     "FMT_PICKLE",
     "FMT_PLAIN",
+    "Durability",
+    "ReplicaResult",
     "Result",
+    "SubdocResult",
     "set_json_converters",
     "__version__",
 ]
@@ -72,8 +77,8 @@ def __getattr__(name: str) -> Any:
         from couchbase import _lcb
 
         return getattr(_lcb, name)
-    if name == "Result":
-        from couchbase.result import Result
+    if name in ("Result", "ReplicaResult", "SubdocResult"):
+        from couchbase import result
 
-        return Result
+        return getattr(result, name)
     raise AttributeError(f"module 'couchbase' has no attribute {name!r}")

@@ -563,3 +563,121 @@ cdef extern from "libcouchbase/cntl.h" nogil:
     # A synchronous destroy runs libcouchbase's own event loop (never on asyncio).
     int LCB_CNTL_SET
     int LCB_CNTL_SYNCDESTROY
+
+
+cdef extern from "libcouchbase/couchbase.h" nogil:
+    # -- beyond the 0.9 API: exists, sub-document, durability, per-call timeouts --
+    ctypedef enum lcb_DURABILITY_LEVEL:
+        LCB_DURABILITYLEVEL_NONE
+        LCB_DURABILITYLEVEL_MAJORITY
+        LCB_DURABILITYLEVEL_MAJORITY_AND_PERSIST_TO_ACTIVE
+        LCB_DURABILITYLEVEL_PERSIST_TO_MAJORITY
+    ctypedef enum:
+        LCB_CALLBACK_EXISTS
+        LCB_CALLBACK_SDLOOKUP
+        LCB_CALLBACK_SDMUTATE
+
+    # per-call timeouts, in microseconds
+    lcb_STATUS lcb_cmdget_timeout(lcb_CMDGET *cmd, uint32_t timeout)
+    lcb_STATUS lcb_cmdstore_timeout(lcb_CMDSTORE *cmd, uint32_t timeout)
+    lcb_STATUS lcb_cmdremove_timeout(lcb_CMDREMOVE *cmd, uint32_t timeout)
+    lcb_STATUS lcb_cmdcounter_timeout(lcb_CMDCOUNTER *cmd, uint32_t timeout)
+    lcb_STATUS lcb_cmdtouch_timeout(lcb_CMDTOUCH *cmd, uint32_t timeout)
+    lcb_STATUS lcb_cmdunlock_timeout(lcb_CMDUNLOCK *cmd, uint32_t timeout)
+
+    # durability: synchronous levels on every mutation, observe-based on stores
+    lcb_STATUS lcb_cmdstore_durability(lcb_CMDSTORE *cmd, lcb_DURABILITY_LEVEL level)
+    lcb_STATUS lcb_cmdstore_durability_observe(lcb_CMDSTORE *cmd, int persist_to, int replicate_to)
+    lcb_STATUS lcb_cmdremove_durability(lcb_CMDREMOVE *cmd, lcb_DURABILITY_LEVEL level)
+    lcb_STATUS lcb_cmdcounter_durability(lcb_CMDCOUNTER *cmd, lcb_DURABILITY_LEVEL level)
+
+    # exists (GET_META: no value is read)
+    ctypedef struct lcb_RESPEXISTS:
+        pass
+    ctypedef struct lcb_CMDEXISTS:
+        pass
+    lcb_STATUS lcb_respexists_status(const lcb_RESPEXISTS *resp)
+    int lcb_respexists_is_found(const lcb_RESPEXISTS *resp)
+    lcb_STATUS lcb_respexists_cookie(const lcb_RESPEXISTS *resp, void **cookie)
+    lcb_STATUS lcb_respexists_cas(const lcb_RESPEXISTS *resp, uint64_t *cas)
+    lcb_STATUS lcb_cmdexists_create(lcb_CMDEXISTS **cmd)
+    lcb_STATUS lcb_cmdexists_destroy(lcb_CMDEXISTS *cmd)
+    lcb_STATUS lcb_cmdexists_key(lcb_CMDEXISTS *cmd, const char *key, size_t key_len)
+    lcb_STATUS lcb_cmdexists_timeout(lcb_CMDEXISTS *cmd, uint32_t timeout)
+    lcb_STATUS lcb_exists(lcb_INSTANCE *instance, void *cookie, const lcb_CMDEXISTS *cmd)
+
+    # sub-document: lookup_in / mutate_in
+    ctypedef struct lcb_RESPSUBDOC:
+        pass
+    ctypedef struct lcb_CMDSUBDOC:
+        pass
+    ctypedef struct lcb_SUBDOCSPECS:
+        pass
+    ctypedef enum lcb_SUBDOC_STORE_SEMANTICS:
+        LCB_SUBDOC_STORE_REPLACE
+        LCB_SUBDOC_STORE_UPSERT
+        LCB_SUBDOC_STORE_INSERT
+    lcb_STATUS lcb_respsubdoc_status(const lcb_RESPSUBDOC *resp)
+    lcb_STATUS lcb_respsubdoc_cookie(const lcb_RESPSUBDOC *resp, void **cookie)
+    lcb_STATUS lcb_respsubdoc_cas(const lcb_RESPSUBDOC *resp, uint64_t *cas)
+    size_t lcb_respsubdoc_result_size(const lcb_RESPSUBDOC *resp)
+    lcb_STATUS lcb_respsubdoc_result_status(const lcb_RESPSUBDOC *resp, size_t index)
+    lcb_STATUS lcb_respsubdoc_result_value(const lcb_RESPSUBDOC *resp, size_t index, const char **value,
+                                           size_t *value_len)
+    lcb_STATUS lcb_subdocspecs_create(lcb_SUBDOCSPECS **operations, size_t capacity)
+    lcb_STATUS lcb_subdocspecs_destroy(lcb_SUBDOCSPECS *operations)
+    lcb_STATUS lcb_subdocspecs_get(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                   const char *path, size_t path_len)
+    lcb_STATUS lcb_subdocspecs_exists(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                      const char *path, size_t path_len)
+    lcb_STATUS lcb_subdocspecs_get_count(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                         const char *path, size_t path_len)
+    lcb_STATUS lcb_subdocspecs_replace(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                       const char *path, size_t path_len, const char *value, size_t value_len)
+    lcb_STATUS lcb_subdocspecs_dict_add(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                        const char *path, size_t path_len, const char *value, size_t value_len)
+    lcb_STATUS lcb_subdocspecs_dict_upsert(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                           const char *path, size_t path_len, const char *value,
+                                           size_t value_len)
+    lcb_STATUS lcb_subdocspecs_array_add_first(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                               const char *path, size_t path_len, const char *value,
+                                               size_t value_len)
+    lcb_STATUS lcb_subdocspecs_array_add_last(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                              const char *path, size_t path_len, const char *value,
+                                              size_t value_len)
+    lcb_STATUS lcb_subdocspecs_array_add_unique(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                                const char *path, size_t path_len, const char *value,
+                                                size_t value_len)
+    lcb_STATUS lcb_subdocspecs_array_insert(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                            const char *path, size_t path_len, const char *value,
+                                            size_t value_len)
+    lcb_STATUS lcb_subdocspecs_counter(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                       const char *path, size_t path_len, int64_t delta)
+    lcb_STATUS lcb_subdocspecs_remove(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
+                                      const char *path, size_t path_len)
+    lcb_STATUS lcb_cmdsubdoc_create(lcb_CMDSUBDOC **cmd)
+    lcb_STATUS lcb_cmdsubdoc_destroy(lcb_CMDSUBDOC *cmd)
+    lcb_STATUS lcb_cmdsubdoc_key(lcb_CMDSUBDOC *cmd, const char *key, size_t key_len)
+    lcb_STATUS lcb_cmdsubdoc_specs(lcb_CMDSUBDOC *cmd, const lcb_SUBDOCSPECS *operations)
+    lcb_STATUS lcb_cmdsubdoc_cas(lcb_CMDSUBDOC *cmd, uint64_t cas)
+    lcb_STATUS lcb_cmdsubdoc_expiry(lcb_CMDSUBDOC *cmd, uint32_t expiration)
+    lcb_STATUS lcb_cmdsubdoc_store_semantics(lcb_CMDSUBDOC *cmd, lcb_SUBDOC_STORE_SEMANTICS mode)
+    lcb_STATUS lcb_cmdsubdoc_durability(lcb_CMDSUBDOC *cmd, lcb_DURABILITY_LEVEL level)
+    lcb_STATUS lcb_cmdsubdoc_timeout(lcb_CMDSUBDOC *cmd, uint32_t timeout)
+    lcb_STATUS lcb_subdoc(lcb_INSTANCE *instance, void *cookie, const lcb_CMDSUBDOC *cmd)
+
+
+cdef extern from "libcouchbase/vbucket.h" nogil:
+    # the cluster map: which nodes hold a key's copies (replica reads)
+    ctypedef struct lcbvb_CONFIG:
+        pass
+    int lcbvb_map_key(lcbvb_CONFIG *cfg, const void *key, size_t n, int *vbid, int *srvix)
+    int lcbvb_vbmaster(lcbvb_CONFIG *cfg, int vbid)
+    int lcbvb_vbreplica(lcbvb_CONFIG *cfg, int vbid, unsigned ix)
+    unsigned lcbvb_get_nreplicas(const lcbvb_CONFIG *cfg)
+    unsigned lcbvb_get_nservers(const lcbvb_CONFIG *cfg)
+
+
+cdef extern from "libcouchbase/cntl.h" nogil:
+    int LCB_CNTL_VBCONFIG  # the current lcbvb_CONFIG (replica reads pick the nodes from it)
+    int LCB_CNTL_OP_TIMEOUT  # what a built packet's deadline is computed from (per-call timeouts)

@@ -25,6 +25,8 @@ EXPOSED = {
     "0004": "the timeout of a synchronous durability requirement goes out byte-swapped (2.5 s as 51.72 s)",
     "0005": "a request written before its connection failed cannot be told from one never sent, so the "
             "client cannot retry the requests that were never sent without risking others twice",
+    "0006": "a sub-document reply whose entries overrun its body or name a spec that was not sent is read "
+            "and written past its buffers (a broken or hostile server can corrupt the heap)",
 }
 
 

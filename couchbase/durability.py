@@ -1,0 +1,26 @@
+"""Durability: how far a mutation must have spread before its call returns.
+
+``durability=`` on every mutation asks the server for a synchronous level
+(Couchbase Server 6.5 and later): the reply waits until the level is met, or
+the call fails with :class:`~couchbase.exceptions.DurabilityImpossibleError`
+(too few nodes hold the key: nothing applied) or
+:class:`~couchbase.exceptions.DurabilityAmbiguousError` (applied on the active
+node, the level not confirmed in time). ``persist_to=``/``replicate_to=`` on
+stores are the older, observe-based form for servers without synchronous
+replication: the client polls every copy until enough have the change.
+"""
+
+import enum
+
+
+class Durability(enum.IntEnum):
+    """The synchronous durability levels (their values are the wire's)."""
+
+    #: No requirement: the reply comes once the active node has the change (the default).
+    NONE = 0
+    #: A majority of the copies (active and replicas) hold it in memory.
+    MAJORITY = 1
+    #: As MAJORITY, and the active node has persisted it to disk.
+    MAJORITY_AND_PERSIST_TO_ACTIVE = 2
+    #: A majority of the copies have persisted it to disk.
+    PERSIST_TO_MAJORITY = 3

@@ -1,0 +1,226 @@
+"""exists, replica reads, durability and per-call timeouts against a 3-node
+mock with replicas: what a user relies on when a node is slow, gone, or
+behind."""
+
+import time
+
+import pytest
+
+import couchbase.subdocument as SD
+from couchbase import Couchbase, Durability, Result
+from couchbase.exceptions import (
+    ArgumentError,
+    DurabilityAmbiguousError,
+    DurabilityImpossibleError,
+    DurableWriteInProgressError,
+    NotFoundError,
+    TimeoutError,
+)
+from couchbase.mock import MockCluster
+
+TIMEOUT = 1.0
+SLACK = 3.0  # a loaded machine's scheduling on top of a timeout
+
+
+@pytest.fixture(scope="module")
+def mock3():
+    with MockCluster(nodes=3, replicas=2, vbuckets=64) as mock:
+        yield mock
+
+
+@pytest.fixture
+def cb3(mock3):
+    mock3.stall(False)
+    mock3.replication_delay(0, 0)
+    conn = Couchbase.connect(mock3.host, mock3.port, bucket="default", password="", timeout=TIMEOUT)
+    yield conn
+    mock3.stall(False)
+    conn.close()
+
+
+def key_active_on(mock, node, prefix):
+    return next(k for k in (f"{prefix}:{i}" for i in range(2000)) if mock.keyinfo(k)["active"] == node)
+
+
+def _elapsed(fn):
+    start = time.monotonic()
+    try:
+        return fn(), time.monotonic() - start
+    except Exception as e:  # noqa: BLE001 (the caller asserts on it)
+        return e, time.monotonic() - start
+
+
+# -- exists ---------------------------------------------------------------------
+
+
+def test_exists_single_and_multi(cb, key):
+    assert cb.exists(key) is False
+    cas = cb.set(key, "v")
+    assert cb.exists(key) is True
+    assert cb.exists(key, extended=True) == Result(True, 0, cas)
+    assert cb.exists([key, f"{key}:missing"]) == {key: True, f"{key}:missing": False}
+    assert cb.exists([]) == {}
+    cb.delete(key)
+    assert cb.exists(key) is False
+
+
+def test_exists_does_not_fetch_or_touch(cb, key, cluster):
+    cb.set(key, "v" * 10000, ttl=100)
+    assert cb.exists(key)
+    cluster.time_travel(101)
+    assert cb.exists(key) is False  # exists is not a touch
+
+
+def test_exists_bad_key(cb):
+    with pytest.raises(ArgumentError) as info:
+        cb.exists("")
+    assert info.value.operation == "exists"
+
+
+# -- replica reads --------------------------------------------------------------
+
+
+def test_replica_get_reads_any_copy(cb3, mock3):
+    cas = cb3.set("replica:a", {"v": 1})
+    assert cb3.get("replica:a", replica=True) == {"v": 1}
+    result = cb3.get("replica:a", replica=True, extended=True)
+    assert result.value == {"v": 1} and result.cas == cas
+    with pytest.raises(NotFoundError) as info:
+        cb3.get("replica:missing", replica=True)
+    assert info.value.operation == "get" and info.value.key == "replica:missing"
+    assert cb3.get("replica:missing", replica=True, quiet=True) is None
+
+
+def test_with_the_active_node_stalled_a_replica_read_answers_a_plain_get_times_out(cb3, mock3):
+    key = key_active_on(mock3, 1, "stalled")
+    cb3.set(key, "survives")
+    mock3.stall(True, node_index=1)
+    value, seconds = _elapsed(lambda: cb3.get(key, replica=True))
+    assert value == "survives" and seconds < TIMEOUT
+    plain, seconds = _elapsed(lambda: cb3.get(key))
+    assert isinstance(plain, TimeoutError) and seconds < TIMEOUT + SLACK
+
+
+def test_a_hung_replica_does_not_time_a_replica_read_out(cb3, mock3):
+    key = key_active_on(mock3, 0, "hung-replica")
+    cb3.set(key, "v")
+    for replica in mock3.keyinfo(key)["replicas"]:
+        mock3.stall(True, node_index=replica)
+    value, seconds = _elapsed(lambda: cb3.get(key, replica=True))
+    assert value == "v" and seconds < TIMEOUT
+
+
+def test_all_replicas_returns_every_copy_marked(cb3, mock3):
+    cas = cb3.set("replica:all", "x")
+    copies = cb3.get_all_replicas("replica:all")
+    assert sorted(c.is_replica for c in copies) == [False, True, True]
+    assert all((c.value, c.cas) == ("x", cas) for c in copies)
+    multi = cb3.get_all_replicas(["replica:all", "replica:none"], quiet=True)
+    assert len(multi["replica:all"]) == 3 and multi["replica:none"] == []
+
+
+def test_a_lagging_replica_shows_its_own_copy(cb3, mock3):
+    cb3.set("replica:lag", "old")
+    mock3.replication_delay(lag_ms=60000)
+    cb3.set("replica:lag", "new")
+    copies = cb3.get_all_replicas("replica:lag")
+    assert sorted((c.is_replica, c.value) for c in copies) == [(False, "new"), (True, "old"), (True, "old")]
+
+
+def test_replica_reads_after_a_failover_skip_the_empty_slots(cb3, mock3):
+    keys = [f"failover:{i}" for i in range(12)]
+    cb3.set({k: k for k in keys})
+    mock3.failover(2)
+    try:
+        assert cb3.get(keys, replica=True) == keys
+        for k in keys:
+            copies = cb3.get_all_replicas(k)
+            assert [c.value for c in copies] == [k] * len(copies) and len(copies) >= 1
+    finally:
+        mock3.restart(2)
+
+
+# -- durability -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level, wire", [(Durability.MAJORITY, 1),
+                                         (Durability.MAJORITY_AND_PERSIST_TO_ACTIVE, 2),
+                                         (Durability.PERSIST_TO_MAJORITY, 3)])
+def test_every_mutation_takes_a_durability_level(cb3, mock3, level, wire):
+    mock3.durability_frames(clear=True)
+    k = f"durable:{wire}"
+    cb3.set(k, 1, durability=level)
+    cb3.replace(k, 2, durability=level)
+    cb3.incr(f"{k}:n", initial=0, durability=level)
+    cb3.set(k, {"x": 0}, durability=level)
+    cb3.mutate_in(k, [SD.upsert("x", 1)], durability=level)
+    cb3.delete(k, durability=level)
+    frames = [(f["key"], f["level"], f["timeout_ms"]) for f in mock3.durability_frames()["frames"]]
+    # 0.9 of the 1 s operation timeout, in milliseconds, in network order
+    assert frames == [(k, wire, 900), (k, wire, 900), (f"{k}:n", wire, 900), (k, wire, 900), (k, wire, 900),
+                      (k, wire, 900)]
+
+
+def test_durability_impossible(mock3, cb3):
+    with MockCluster(nodes=1, replicas=1, vbuckets=16) as lonely:
+        conn = Couchbase.connect(lonely.host, lonely.port, bucket="default", password="", timeout=TIMEOUT)
+        with pytest.raises(DurabilityImpossibleError) as info:
+            conn.set("k", 1, durability=Durability.MAJORITY)
+        assert info.value.key == "k" and "not applied" in str(info.value)
+        assert conn.get("k", quiet=True) is None
+        conn.close()
+
+
+def test_durability_ambiguous_and_in_progress(cb3, mock3):
+    key = key_active_on(mock3, 0, "ambiguous")
+    for replica in mock3.keyinfo(key)["replicas"]:
+        mock3.stall(True, node_index=replica)
+    with pytest.raises(DurabilityAmbiguousError):
+        cb3.set(key, 1, durability=Durability.MAJORITY, timeout=0.3)
+    mock3.stall(False)
+
+
+def test_observe_based_durability(cb3, mock3):
+    mock3.replication_delay(lag_ms=200, persist_ms=300)
+    start = time.monotonic()
+    cb3.set("observed", 1, replicate_to=2, persist_to=1)
+    assert time.monotonic() - start >= 0.2
+    info = mock3.keyinfo("observed")
+    assert all(copy["found"] for copy in info["copies"])
+    with pytest.raises(DurabilityImpossibleError):
+        cb3.set("observed", 1, replicate_to=3)
+    with pytest.raises(ArgumentError):
+        cb3.set("observed", 1, replicate_to=1, durability=Durability.MAJORITY)
+
+
+# -- per-call timeout -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    lambda cb, k: cb.get(k, timeout=0.2),
+    lambda cb, k: cb.set(k, 1, timeout=0.2),
+    lambda cb, k: cb.exists(k, timeout=0.2),
+    lambda cb, k: cb.lookup_in(k, [SD.get("a")], timeout=0.2),
+    lambda cb, k: cb.incr(k, initial=0, timeout=0.2),
+    lambda cb, k: cb.delete(k, timeout=0.2),
+])
+def test_a_per_call_timeout_overrides_the_connections(cb3, mock3, call):
+    key = key_active_on(mock3, 1, "slow")
+    mock3.stall(True, node_index=1)
+    outcome, seconds = _elapsed(lambda: call(cb3, key))
+    assert isinstance(outcome, Exception) and "timeout" in str(outcome).lower()
+    assert seconds < 0.2 + SLACK / 2 and seconds < TIMEOUT
+
+
+def test_a_longer_per_call_timeout_waits_longer(cb3, mock3):
+    key = key_active_on(mock3, 1, "slower")
+    cb3.set(key, "v")
+    mock3.hiccup(1500, node_index=1)
+    assert cb3.get(key, timeout=5.0) == "v"
+
+
+def test_timeout_argument_is_checked(cb, key):
+    for bad in (0, -1, float("nan"), "1", 5000):
+        with pytest.raises(ArgumentError) as info:
+            cb.get(key, timeout=bad)
+        assert "timeout" in str(info.value)
