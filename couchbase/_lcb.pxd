@@ -268,6 +268,7 @@ cdef extern from "libcouchbase/error.h" nogil:
     lcb_STATUS LCB_ERR_PROTOCOL_ERROR
     lcb_STATUS LCB_ERR_REQUEST_CANCELED
     lcb_STATUS LCB_ERR_MAP_CHANGED
+    lcb_STATUS LCB_ERR_SUBDOC_PATH_NOT_FOUND  # an exists spec's "no" (_subdoc.pxi)
     lcb_STATUS lcb_errmap_default(lcb_INSTANCE *instance, uint16_t code)
 
     # retries: which requests libcouchbase sends again, and when

@@ -36,7 +36,10 @@ from couchbase import _libcouchbase_fixes
 from couchbase import exceptions as _exc
 from couchbase._codec import json_decode as _json_decode_default
 from couchbase._codec import json_encode as _json_encode_default
-from couchbase.result import Result
+from couchbase import subdocument as _subdoc
+from couchbase.durability import Durability
+from couchbase.result import ReplicaResult, Result
+from couchbase.result import SubdocResult as _SubdocResult
 
 
 cdef extern from "Python.h":
@@ -50,6 +53,7 @@ include "_values.pxi"
 include "_slots.pxi"
 include "_forward.pxi"
 include "_logging.pxi"
+include "_subdoc.pxi"
 include "_ops.pxi"
 
 
@@ -138,18 +142,18 @@ cdef str _check_text(str name, object value, bint secret=False, str op="connect"
 cdef object _HOST_RE = re.compile(r"[A-Za-z0-9._%:\[\]-]+")
 
 
-cdef uint32_t _check_timeout(str name, object value) except 0:
+cdef uint32_t _check_timeout(str name, object value, str op="connect") except 0:
     """A timeout in seconds as libcouchbase's microseconds (a uint32: 1 us to
     about 71.6 minutes)."""
     seconds = _exact_number(value)
     if seconds is None or not (seconds > 0) or seconds != seconds:
         raise _exc.ArgumentError(f"{name} must be a positive number of seconds, not {_exc.safe_repr(value)}",
-                                 operation="connect")
+                                 operation=op)
     us = round(seconds * 1e6) if seconds < 1e10 else MAX_TIMEOUT_US + 1
     if not 1 <= us <= MAX_TIMEOUT_US:
         raise _exc.ArgumentError(
             f"{name} must be from 0.000001 to {MAX_TIMEOUT_US / 1e6} seconds (libcouchbase counts "
-            f"microseconds in 32 bits), not {_exc.safe_repr(value)}", operation="connect")
+            f"microseconds in 32 bits), not {_exc.safe_repr(value)}", operation=op)
     return <uint32_t> us
 
 

@@ -27,6 +27,8 @@ EXPOSED = {
             "client cannot retry the requests that were never sent without risking others twice",
     "0006": "a sub-document reply whose entries overrun its body or name a spec that was not sent is read "
             "and written past its buffers (a broken or hostile server can corrupt the heap)",
+    "0007": "a call's timeout shorter than the connection's fires only at the connection's timeout, and "
+            "scheduling walks every request in flight (quadratic with many in flight)",
 }
 
 

@@ -20,10 +20,12 @@
 
 
 cdef object _reply(Slot *slot, object key, str op, Reply kind, bint quiet, bint extended, object fmt,
-                   int pickles):
+                   int pickles, list specs):
     """One key's result, or its exception raised."""
     cdef lcb.lcb_STATUS rc = slot.rc
     if rc == lcb.LCB_SUCCESS:
+        if kind == REPLY_SUBDOC:
+            return _subdoc_result(slot, key, op, specs, op == "mutate_in")
         if kind == REPLY_VALUE:
             value = _decode(slot, fmt, key, op, pickles)
             return Result(value, slot.flags, slot.cas) if extended else value
@@ -31,11 +33,15 @@ cdef object _reply(Slot *slot, object key, str op, Reply kind, bint quiet, bint 
             return slot.cas
         if kind == REPLY_COUNTER:
             return Result(slot.counter, 0, slot.cas) if extended else slot.counter
+        if kind == REPLY_EXISTS:
+            return Result(True, 0, slot.cas) if extended else True
         return True
+    if rc == lcb.LCB_ERR_DOCUMENT_NOT_FOUND and kind == REPLY_EXISTS:
+        return Result(False, 0, 0) if extended else False
     if rc == lcb.LCB_ERR_DOCUMENT_NOT_FOUND and quiet:
         if kind == REPLY_VALUE:
             return Result(None, 0, 0) if extended else None
-        return False
+        return None if kind == REPLY_SUBDOC else False
     if slot.outcome_unknown:
         raise _exc.OutcomeUnknownError(
             "the connection failed before the reply came: the change may have been applied (once), "
@@ -54,13 +60,13 @@ cdef object _collect(_Slots call):
     cdef list keys = call.keys
     if not call.multi:
         return _reply(&call.slots[0], keys[0], call.op, call.reply, call.quiet_miss, call.extended,
-                      call.fmt, call.pickles)
+                      call.fmt, call.pickles, call.specs)
     cdef list values = []
     first_error = None
     for i in range(call.n):
         try:
             value = _reply(&call.slots[i], keys[i], call.op, call.reply, call.quiet_miss, call.extended,
-                           call.fmt, call.pickles)
+                           call.fmt, call.pickles, call.specs)
         except _exc.CouchbaseError as e:
             if first_error is None:
                 first_error = e
@@ -70,6 +76,64 @@ cdef object _collect(_Slots call):
         first_error.all_results = dict(zip(keys, values))
         raise first_error
     return values if call.as_list else dict(zip(keys, values))
+
+
+cdef int _with_options(_Slots call, object timeout, object durability=None, object persist_to=0,
+                       object replicate_to=0) except -1:
+    """A call's per-call options on its command(s): a timeout overriding the
+    connection's, a durability requirement. Either sends the call through
+    libcouchbase's own commands (the packets built here carry neither)."""
+    cdef uint32_t us
+    cdef int persist, replicate
+    cdef lcb.lcb_DURABILITY_LEVEL level
+    if timeout is not None:
+        us = _check_timeout("timeout", timeout, call.op)
+        _check_rc(_set_timeout(call.kind, call.cmd, us), call.op)
+        if call.empty_store != NULL:
+            _check_rc(_set_timeout(CMD_STORE, call.empty_store, us), call.op)
+        call.forward_get = False
+        call.store.forward = False
+    if durability is None and not persist_to and not replicate_to:
+        return 0
+    level = _check_durability(durability, call.op)
+    persist = _check_copies(persist_to, "persist_to", 4, call.op)
+    replicate = _check_copies(replicate_to, "replicate_to", 3, call.op)
+    if level != lcb.LCB_DURABILITYLEVEL_NONE and (persist or replicate):
+        raise _exc.ArgumentError("give durability= (synchronous, Couchbase Server 6.5 and later) or "
+                                 "persist_to=/replicate_to= (observe-based), not both", operation=call.op)
+    if level != lcb.LCB_DURABILITYLEVEL_NONE:
+        _check_rc(_set_durability(call.kind, call.cmd, level), call.op)
+        if call.empty_store != NULL:
+            _check_rc(_set_durability(CMD_STORE, call.empty_store, level), call.op)
+    elif persist or replicate:
+        if call.kind != CMD_STORE:
+            raise _exc.ArgumentError(f"persist_to/replicate_to (observe-based durability) are for stores "
+                                     f"(set, add, replace, append, prepend); give {call.op} durability=",
+                                     operation=call.op)
+        _check_rc(lcb.lcb_cmdstore_durability_observe(<lcb.lcb_CMDSTORE *> call.cmd, persist, replicate),
+                  call.op)
+        if call.empty_store != NULL:
+            _check_rc(lcb.lcb_cmdstore_durability_observe(call.empty_store, persist, replicate), call.op)
+    call.forward_get = False
+    call.store.forward = False
+    return 0
+
+
+cdef lcb.lcb_DURABILITY_LEVEL _check_durability(object durability, str op) except *:
+    if durability is None:
+        return lcb.LCB_DURABILITYLEVEL_NONE
+    if isinstance(durability, int) and not isinstance(durability, bool) and 0 <= durability <= 3:
+        return <lcb.lcb_DURABILITY_LEVEL> <int> Durability(durability)
+    raise _exc.ArgumentError(f"durability must be a couchbase.Durability level, not {_exc.safe_repr(durability)}",
+                             operation=op)
+
+
+cdef int _check_copies(object count, str what, int most, str op) except -1:
+    value = _exact_int(count)
+    if value is None or not 0 <= value <= most:
+        raise _exc.ArgumentError(f"{what} must be a number of copies from 0 to {most}, not "
+                                 f"{_exc.safe_repr(count)}", operation=op)
+    return value
 
 
 cdef class _Core:
@@ -228,7 +292,7 @@ cdef class _Core:
     # Each operation's docstring says what Connection returns; an
     # AsyncConnection's method returns a Future of the same.
 
-    def get(self, keys, extended=False, format=None, quiet=None, ttl=None):
+    def get(self, keys, extended=False, format=None, quiet=None, ttl=None, *, replica=False, timeout=None):
         """Obtain the value(s) stored under one or several keys.
 
         ``get('k')`` returns the value; ``get(['a', 'b'])`` a list of values in
@@ -257,9 +321,10 @@ cdef class _Core:
             self._prepare_get(call, True, _check_ttl(ttl, "get"), 0)
         call.shape(REPLY_VALUE, multi, quiet_miss, extended_result, format, not extended_result,
                    self._pickles)
+        _with_options(call, timeout)
         return self._execute(call)
 
-    def lock(self, keys, ttl):
+    def lock(self, keys, ttl, *, timeout=None):
         """Get and lock one or several keys for ``ttl`` seconds (1 to 30).
 
         Returns ``Result(value, flags, cas)`` (a dict key -> Result for a list
@@ -279,6 +344,7 @@ cdef class _Core:
         cdef _Slots call = _new_slots(_key_list(keys, "lock") if multi else [keys], "lock")
         self._prepare_get(call, False, 0, lock_time)
         call.shape(REPLY_VALUE, multi, False, True, None, False, self._pickles)
+        _with_options(call, timeout)
         return self._execute(call)
 
     cdef int _prepare_get(self, _Slots call, bint touch, uint32_t expiry, uint32_t lock_time) except -1:
@@ -296,7 +362,7 @@ cdef class _Core:
 
     # -- set / add / replace / append / prepend --------------------------------
 
-    def set(self, key, value=None, cas=0, ttl=0, format=None):
+    def set(self, key, value=None, cas=0, ttl=0, format=None, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
         """Unconditionally store a value (or a dict of key -> value).
 
         Returns the new CAS (int), or a dict key -> CAS for a multi-set.
@@ -310,30 +376,31 @@ cdef class _Core:
             cb.set('key', 'value')
             cb.set({'foo': 'bar', 'baz': 'value'})
         """
-        return self._store(lcb.LCB_STORE_UPSERT, "set", key, value, cas, ttl, format)
+        return self._store(lcb.LCB_STORE_UPSERT, "set", key, value, cas, ttl, format, timeout, durability, persist_to, replicate_to)
 
-    def add(self, key, value=None, ttl=0, format=None):
+    def add(self, key, value=None, ttl=0, format=None, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
         """Store a value only if the key does not exist yet (KeyExistsError
         otherwise). Same conventions as :meth:`set`."""
-        return self._store(lcb.LCB_STORE_INSERT, "add", key, value, 0, ttl, format)
+        return self._store(lcb.LCB_STORE_INSERT, "add", key, value, 0, ttl, format, timeout, durability, persist_to, replicate_to)
 
-    def replace(self, key, value=None, cas=0, ttl=0, format=None):
+    def replace(self, key, value=None, cas=0, ttl=0, format=None, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
         """Store a value only if the key already exists (NotFoundError
         otherwise). Same conventions as :meth:`set`."""
-        return self._store(lcb.LCB_STORE_REPLACE, "replace", key, value, cas, ttl, format)
+        return self._store(lcb.LCB_STORE_REPLACE, "replace", key, value, cas, ttl, format, timeout, durability, persist_to, replicate_to)
 
-    def append(self, key, value=None, cas=0, ttl=0):
+    def append(self, key, value=None, cas=0, ttl=0, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
         """Append bytes to an existing value (NotStoredError if the key does not
         exist). The format is always FMT_PLAIN; a dict appends to several keys.
         On an AsyncConnection: a Future of the same."""
-        return self._store(lcb.LCB_STORE_APPEND, "append", key, value, cas, ttl, FMT_PLAIN)
+        return self._store(lcb.LCB_STORE_APPEND, "append", key, value, cas, ttl, FMT_PLAIN, timeout, durability, persist_to, replicate_to)
 
-    def prepend(self, key, value=None, cas=0, ttl=0):
+    def prepend(self, key, value=None, cas=0, ttl=0, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
         """Prepend bytes to an existing value. Same conventions as :meth:`append`."""
-        return self._store(lcb.LCB_STORE_PREPEND, "prepend", key, value, cas, ttl, FMT_PLAIN)
+        return self._store(lcb.LCB_STORE_PREPEND, "prepend", key, value, cas, ttl, FMT_PLAIN, timeout, durability, persist_to, replicate_to)
 
     cdef object _store(self, lcb.lcb_STORE_OPERATION operation, str op, object key, object value,
-                       object cas, object ttl, object format):
+                       object cas, object ttl, object format, object timeout, object durability,
+                       object persist_to, object replicate_to):
         cdef int fmt = self._default_format if format is None else _check_format(format, op)
         cdef bint multi = isinstance(key, dict)
         cdef uint64_t cas_value = _check_cas(cas, op, None if multi else key)
@@ -377,11 +444,12 @@ cdef class _Core:
             call.empty_store = empty
             _check_rc(rc, op)
         call.shape(REPLY_CAS, multi)
+        _with_options(call, timeout, durability, persist_to, replicate_to)
         return self._execute(call)
 
     # -- delete ----------------------------------------------------------------
 
-    def delete(self, keys, cas=0, quiet=None):
+    def delete(self, keys, cas=0, quiet=None, *, durability=None, timeout=None):
         """Remove one key, a list of keys, or a dict of key -> CAS.
 
         Returns True (False for a missing key with ``quiet``); a dict key ->
@@ -420,11 +488,12 @@ cdef class _Core:
         _check_rc(lcb.lcb_cmdremove_create(&cmd), "delete")
         _own(call, cmd)
         call.shape(REPLY_TRUE, multi, quiet_miss)
+        _with_options(call, timeout, durability)
         return self._execute(call)
 
     # -- touch / unlock -----------------------------------------------------------
 
-    def touch(self, keys, ttl):
+    def touch(self, keys, ttl, *, timeout=None):
         """Set a new expiry (``ttl`` seconds; 0 removes it) on one key or a list
         of keys, without reading them. Returns True, or a dict key -> True.
         On an AsyncConnection: a Future of the same.
@@ -442,9 +511,10 @@ cdef class _Core:
         _own(call, cmd)
         _check_rc(lcb.lcb_cmdtouch_expiry(cmd, expiry), "touch")
         call.shape(REPLY_TRUE, multi)
+        _with_options(call, timeout)
         return self._execute(call)
 
-    def unlock(self, key, cas=None):
+    def unlock(self, key, cas=None, *, timeout=None):
         """Release a lock taken with :meth:`lock`, given the CAS it returned.
         ``unlock({'k1': cas1, 'k2': cas2})`` unlocks several. Returns True, or
         a dict key -> True. On an AsyncConnection: a Future of the same.
@@ -467,11 +537,12 @@ cdef class _Core:
         _check_rc(lcb.lcb_cmdunlock_create(&cmd), "unlock")
         _own(call, cmd)
         call.shape(REPLY_TRUE, multi)
+        _with_options(call, timeout)
         return self._execute(call)
 
     # -- incr / decr ------------------------------------------------------------
 
-    def incr(self, keys, amount=1, initial=None, ttl=0, extended=False):
+    def incr(self, keys, amount=1, initial=None, ttl=0, extended=False, *, durability=None, timeout=None):
         """Increment the numeric value of a key (or of each key of a list).
 
         ``initial`` is stored (and ``amount`` ignored) if the key does not
@@ -484,9 +555,9 @@ cdef class _Core:
 
             cb.incr('counter', amount=20, initial=5)
         """
-        return self._counter("incr", keys, amount, initial, ttl, extended, 1)
+        return self._counter("incr", keys, amount, initial, ttl, extended, 1, timeout, durability)
 
-    def decr(self, keys, amount=1, initial=None, ttl=0, extended=False):
+    def decr(self, keys, amount=1, initial=None, ttl=0, extended=False, *, durability=None, timeout=None):
         """Decrement the numeric value of a key; it stops at 0. Same conventions
         as :meth:`incr`.
 
@@ -494,10 +565,10 @@ cdef class _Core:
 
             cb.decr('stock', amount=2)
         """
-        return self._counter("decr", keys, amount, initial, ttl, extended, -1)
+        return self._counter("decr", keys, amount, initial, ttl, extended, -1, timeout, durability)
 
     cdef object _counter(self, str op, object keys, object amount, object initial, object ttl,
-                         object extended, int sign):
+                         object extended, int sign, object timeout, object durability):
         cdef bint extended_result = _check_flag(extended, "extended", op)
         cdef uint64_t delta = _check_u64(amount, "amount", op)
         if delta > 0x7FFFFFFFFFFFFFFF:
@@ -518,7 +589,109 @@ cdef class _Core:
             _check_rc(lcb.lcb_cmdcounter_initial(cmd, initial_value), op)
             _check_rc(lcb.lcb_cmdcounter_expiry(cmd, expiry), op)
         call.shape(REPLY_COUNTER, multi, False, extended_result)
+        _with_options(call, timeout, durability)
         return self._execute(call)
+
+    # -- exists ----------------------------------------------------------------
+
+    def exists(self, keys, extended=False, *, timeout=None):
+        """Whether a key exists, without reading its value.
+
+        Returns True or False (``Result(found, 0, cas)`` with ``extended``);
+        for a list of keys a dict key -> bool. A deleted or expired document
+        does not exist. ``timeout`` (seconds) overrides the connection's for
+        this call. On an AsyncConnection: a Future of the same.
+
+        Example::
+
+            if not cb.exists('user:1'):
+                cb.add('user:1', {})
+        """
+        cdef bint extended_result = _check_flag(extended, "extended", "exists")
+        cdef bint multi = _is_multi(keys)
+        cdef _Slots call = _new_slots(_key_list(keys, "exists") if multi else [keys], "exists")
+        call.set_replay_safe()
+        cdef lcb.lcb_CMDEXISTS *cmd = NULL
+        _check_rc(lcb.lcb_cmdexists_create(&cmd), "exists")
+        _own(call, cmd)
+        call.shape(REPLY_EXISTS, multi, False, extended_result)
+        _with_options(call, timeout)
+        return self._execute(call)
+
+    # -- sub-document ------------------------------------------------------------
+
+    def lookup_in(self, keys, specs, *, quiet=None, timeout=None):
+        """Read paths inside a JSON document without fetching all of it.
+
+        ``specs`` is a list of couchbase.subdocument reads (``get``,
+        ``exists``, ``count``; at most 16). Returns a SubdocResult: ``r[i]``
+        is path i's value, or raises that path's error (PathNotFoundError, ...)
+        while the other paths still answer; ``r.cas`` is the document's CAS.
+        A missing document raises NotFoundError (None with ``quiet``). For a
+        list of keys, a dict key -> SubdocResult. On an AsyncConnection: a
+        Future of the same.
+
+        Example::
+
+            import couchbase.subdocument as SD
+            name, logins = cb.lookup_in('user:1', [SD.get('name'), SD.count('logins')])
+        """
+        cdef bint quiet_miss = self.quiet if quiet is None else _check_flag(quiet, "quiet", "lookup_in")
+        cdef bint multi = _is_multi(keys)
+        cdef _Slots call = _new_slots(_key_list(keys, "lookup_in") if multi else [keys], "lookup_in")
+        call.set_replay_safe()
+        self._prepare_subdoc(call, specs, True)
+        call.shape(REPLY_SUBDOC, multi, quiet_miss)
+        _with_options(call, timeout)
+        return self._execute(call)
+
+    def mutate_in(self, key, specs, cas=0, ttl=0, *, store_semantics=None, durability=None, timeout=None):
+        """Change paths inside a JSON document, all or none.
+
+        ``specs`` is a list of couchbase.subdocument changes (``upsert``,
+        ``insert``, ``replace``, ``remove``, ``array_*``, ``counter``; at most
+        16). If one path fails, its error is raised (naming the path and its
+        index) and nothing is applied. ``cas`` makes the change conditional,
+        ``ttl`` sets the expiry, ``store_semantics`` (a
+        ``subdocument.StoreSemantics``) says whether the document must exist
+        (REPLACE, the default), is created if missing (UPSERT) or must not
+        exist (INSERT). Returns a SubdocResult (counters' new values, the new
+        CAS). On an AsyncConnection: a Future of the same.
+
+        Example::
+
+            import couchbase.subdocument as SD
+            cb.mutate_in('user:1', [SD.upsert('name', 'Ada'), SD.increment('logins')])
+        """
+        cdef uint64_t cas_value = _check_cas(cas, "mutate_in", key)
+        cdef uint32_t expiry = _check_ttl(ttl, "mutate_in", key)
+        if store_semantics is None:
+            store_semantics = _subdoc.StoreSemantics.REPLACE
+        semantics = _STORE_SEMANTICS.get(store_semantics) if isinstance(
+            store_semantics, _subdoc.StoreSemantics) else None
+        if semantics is None:
+            raise _exc.ArgumentError(f"store_semantics must be a subdocument.StoreSemantics, not "
+                                     f"{_exc.safe_repr(store_semantics)}", key=key, operation="mutate_in")
+        if cas_value and store_semantics is _subdoc.StoreSemantics.INSERT:
+            raise _exc.ArgumentError("a CAS cannot be given when creating the document (INSERT)", key=key,
+                                     operation="mutate_in")
+        cdef _Slots call = _new_slots([key], "mutate_in")
+        cdef lcb.lcb_CMDSUBDOC *cmd = self._prepare_subdoc(call, specs, False)
+        _check_rc(lcb.lcb_cmdsubdoc_cas(cmd, cas_value), "mutate_in")
+        _check_rc(lcb.lcb_cmdsubdoc_expiry(cmd, expiry), "mutate_in")
+        _check_rc(lcb.lcb_cmdsubdoc_store_semantics(cmd, semantics), "mutate_in")
+        call.shape(REPLY_SUBDOC, False)
+        _with_options(call, timeout, durability)
+        return self._execute(call)
+
+    cdef lcb.lcb_CMDSUBDOC *_prepare_subdoc(self, _Slots call, object specs, bint lookup) except NULL:
+        call.subdoc_specs = _subdoc_specs(specs, lookup, call.op)
+        call.specs = list(specs)
+        cdef lcb.lcb_CMDSUBDOC *cmd = NULL
+        _check_rc(lcb.lcb_cmdsubdoc_create(&cmd), call.op)
+        _own(call, cmd)
+        _check_rc(lcb.lcb_cmdsubdoc_specs(cmd, call.subdoc_specs), call.op)
+        return cmd
 
     # -- stats ---------------------------------------------------------------------
 

@@ -118,6 +118,8 @@ cdef enum Reply:
     REPLY_COUNTER    # incr/decr: the new value (a Result when extended)
     REPLY_VALUE      # get/lock: the decoded value (a Result when extended)
     REPLY_STATS      # stats: stat name -> {node: value}
+    REPLY_EXISTS     # exists: True/False (a Result when extended)
+    REPLY_SUBDOC     # lookup_in/mutate_in: a SubdocResult (_subdoc.pxi)
 
 
 @cython.final
@@ -139,6 +141,8 @@ cdef class _Slots:
     cdef bint forward_get  # a plain get's packets are built here (_forward.pxi)
     cdef StoreSpec store  # what a store sends for every key
     cdef lcb.lcb_CMDSTORE *empty_store  # the store command for empty values
+    cdef lcb.lcb_SUBDOCSPECS *subdoc_specs  # a sub-document call's specs, shared by every key
+    cdef list specs  # ... as couchbase.subdocument specs, to read the replies by
     cdef int unanswered  # slots still waiting for their reply
     cdef bint done
     # how the replies become the result (_ops.pxi: result)
@@ -173,6 +177,8 @@ cdef class _Slots:
             _destroy_command(self.kind, self.cmd)
         if self.empty_store != NULL:
             lcb.lcb_cmdstore_destroy(self.empty_store)
+        if self.subdoc_specs != NULL:
+            lcb.lcb_subdocspecs_destroy(self.subdoc_specs)
 
     cdef void shape(self, Reply reply, bint multi, bint quiet_miss=False, bint extended=False,
                     object fmt=None, bint as_list=False, int pickles=PICKLE_LOAD) noexcept:
@@ -324,6 +330,8 @@ ctypedef fused Command:
     lcb.lcb_CMDTOUCH
     lcb.lcb_CMDUNLOCK
     lcb.lcb_CMDSTATS
+    lcb.lcb_CMDEXISTS
+    lcb.lcb_CMDSUBDOC
 
 
 cdef inline lcb.lcb_STATUS _schedule(lcb.lcb_INSTANCE *instance, Command *cmd, Slot *slot) noexcept nogil:
@@ -350,6 +358,12 @@ cdef inline lcb.lcb_STATUS _schedule(lcb.lcb_INSTANCE *instance, Command *cmd, S
         lcb.lcb_cmdunlock_key(cmd, slot.key, slot.nkey)
         lcb.lcb_cmdunlock_cas(cmd, slot.cas)
         return lcb.lcb_unlock(instance, slot, cmd)
+    elif Command is lcb.lcb_CMDEXISTS:
+        lcb.lcb_cmdexists_key(cmd, slot.key, slot.nkey)
+        return lcb.lcb_exists(instance, slot, cmd)
+    elif Command is lcb.lcb_CMDSUBDOC:
+        lcb.lcb_cmdsubdoc_key(cmd, slot.key, slot.nkey)
+        return lcb.lcb_subdoc(instance, slot, cmd)
     else:
         # one STAT packet per node; a final reply once every node answered
         lcb.lcb_cmdstats_key(cmd, slot.key, slot.nkey)
@@ -364,6 +378,8 @@ cdef enum CommandKind:
     CMD_TOUCH
     CMD_UNLOCK
     CMD_STATS
+    CMD_EXISTS
+    CMD_SUBDOC
 
 
 cdef inline CommandKind _command_kind(Command *cmd) noexcept nogil:
@@ -379,6 +395,10 @@ cdef inline CommandKind _command_kind(Command *cmd) noexcept nogil:
         return CMD_TOUCH
     elif Command is lcb.lcb_CMDUNLOCK:
         return CMD_UNLOCK
+    elif Command is lcb.lcb_CMDEXISTS:
+        return CMD_EXISTS
+    elif Command is lcb.lcb_CMDSUBDOC:
+        return CMD_SUBDOC
     else:
         return CMD_STATS
 
@@ -408,6 +428,10 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forw
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDTOUCH *> call.cmd, slot))
         elif call.kind == CMD_UNLOCK:
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDUNLOCK *> call.cmd, slot))
+        elif call.kind == CMD_EXISTS:
+            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDEXISTS *> call.cmd, slot))
+        elif call.kind == CMD_SUBDOC:
+            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDSUBDOC *> call.cmd, slot))
         else:
             _scheduled(slot, _schedule(instance, <lcb.lcb_CMDSTATS *> call.cmd, slot))
 
@@ -446,8 +470,46 @@ cdef void _destroy_command(CommandKind kind, void *cmd) noexcept nogil:
         lcb.lcb_cmdtouch_destroy(<lcb.lcb_CMDTOUCH *> cmd)
     elif kind == CMD_UNLOCK:
         lcb.lcb_cmdunlock_destroy(<lcb.lcb_CMDUNLOCK *> cmd)
+    elif kind == CMD_EXISTS:
+        lcb.lcb_cmdexists_destroy(<lcb.lcb_CMDEXISTS *> cmd)
+    elif kind == CMD_SUBDOC:
+        lcb.lcb_cmdsubdoc_destroy(<lcb.lcb_CMDSUBDOC *> cmd)
     else:
         lcb.lcb_cmdstats_destroy(<lcb.lcb_CMDSTATS *> cmd)
+
+
+cdef lcb.lcb_STATUS _set_timeout(CommandKind kind, void *cmd, uint32_t us) noexcept nogil:
+    """A per-call timeout (microseconds) on a call's command."""
+    if kind == CMD_GET:
+        return lcb.lcb_cmdget_timeout(<lcb.lcb_CMDGET *> cmd, us)
+    if kind == CMD_STORE:
+        return lcb.lcb_cmdstore_timeout(<lcb.lcb_CMDSTORE *> cmd, us)
+    if kind == CMD_REMOVE:
+        return lcb.lcb_cmdremove_timeout(<lcb.lcb_CMDREMOVE *> cmd, us)
+    if kind == CMD_COUNTER:
+        return lcb.lcb_cmdcounter_timeout(<lcb.lcb_CMDCOUNTER *> cmd, us)
+    if kind == CMD_TOUCH:
+        return lcb.lcb_cmdtouch_timeout(<lcb.lcb_CMDTOUCH *> cmd, us)
+    if kind == CMD_UNLOCK:
+        return lcb.lcb_cmdunlock_timeout(<lcb.lcb_CMDUNLOCK *> cmd, us)
+    if kind == CMD_EXISTS:
+        return lcb.lcb_cmdexists_timeout(<lcb.lcb_CMDEXISTS *> cmd, us)
+    if kind == CMD_SUBDOC:
+        return lcb.lcb_cmdsubdoc_timeout(<lcb.lcb_CMDSUBDOC *> cmd, us)
+    return lcb.LCB_ERR_UNSUPPORTED_OPERATION
+
+
+cdef lcb.lcb_STATUS _set_durability(CommandKind kind, void *cmd, lcb.lcb_DURABILITY_LEVEL level) noexcept nogil:
+    """A synchronous durability level on a mutation's command."""
+    if kind == CMD_STORE:
+        return lcb.lcb_cmdstore_durability(<lcb.lcb_CMDSTORE *> cmd, level)
+    if kind == CMD_REMOVE:
+        return lcb.lcb_cmdremove_durability(<lcb.lcb_CMDREMOVE *> cmd, level)
+    if kind == CMD_COUNTER:
+        return lcb.lcb_cmdcounter_durability(<lcb.lcb_CMDCOUNTER *> cmd, level)
+    if kind == CMD_SUBDOC:
+        return lcb.lcb_cmdsubdoc_durability(<lcb.lcb_CMDSUBDOC *> cmd, level)
+    return lcb.LCB_ERR_UNSUPPORTED_OPERATION
 
 
 cdef void _install_callbacks(lcb.lcb_INSTANCE *instance) noexcept:
@@ -459,6 +521,9 @@ cdef void _install_callbacks(lcb.lcb_INSTANCE *instance) noexcept:
     lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_TOUCH, _on_touch)
     lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_UNLOCK, _on_unlock)
     lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_STATS, <lcb.lcb_RESPCALLBACK> _on_stats)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_EXISTS, _on_exists)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_SDLOOKUP, _on_subdoc)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_SDMUTATE, _on_subdoc)
     lcb.lcb_set_pktfwd_callback(instance, _on_forwarded)
     lcb.lcb_set_pktflushed_callback(instance, _on_forward_flushed)
 
@@ -558,6 +623,18 @@ cdef void _on_unlock(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPB
     if slot != NULL:
         slot.rc = lcb.lcb_respunlock_status(resp)
         lcb.lcb_respunlock_cas(resp, &slot.cas)
+        _answered(instance, slot)
+
+
+cdef void _on_exists(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
+    cdef const lcb.lcb_RESPEXISTS *resp = <const lcb.lcb_RESPEXISTS *> rb
+    cdef Slot *slot = NULL
+    lcb.lcb_respexists_cookie(resp, <void **> &slot)
+    if slot != NULL:
+        slot.rc = lcb.lcb_respexists_status(resp)
+        if slot.rc == lcb.LCB_SUCCESS and not lcb.lcb_respexists_is_found(resp):
+            slot.rc = lcb.LCB_ERR_DOCUMENT_NOT_FOUND  # a deleted document's tombstone
+        lcb.lcb_respexists_cas(resp, &slot.cas)
         _answered(instance, slot)
 
 

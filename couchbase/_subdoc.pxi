@@ -7,6 +7,26 @@
 # spec a SubdocEntry, then the values' bytes one after another. slot.counter
 # holds the number of entries.
 
+# couchbase.subdocument.Op, the one definition of the operations
+cdef int _SD_GET = _subdoc.Op.GET
+cdef int _SD_EXISTS = _subdoc.Op.EXISTS
+cdef int _SD_COUNT = _subdoc.Op.COUNT
+cdef int _SD_REPLACE = _subdoc.Op.REPLACE
+cdef int _SD_DICT_ADD = _subdoc.Op.DICT_ADD
+cdef int _SD_DICT_UPSERT = _subdoc.Op.DICT_UPSERT
+cdef int _SD_ARRAY_ADD_FIRST = _subdoc.Op.ARRAY_ADD_FIRST
+cdef int _SD_ARRAY_ADD_LAST = _subdoc.Op.ARRAY_ADD_LAST
+cdef int _SD_ARRAY_ADD_UNIQUE = _subdoc.Op.ARRAY_ADD_UNIQUE
+cdef int _SD_ARRAY_INSERT = _subdoc.Op.ARRAY_INSERT
+cdef int _SD_COUNTER = _subdoc.Op.COUNTER
+cdef int _SD_REMOVE = _subdoc.Op.REMOVE
+cdef dict _STORE_SEMANTICS = {
+    _subdoc.StoreSemantics.REPLACE: lcb.LCB_SUBDOC_STORE_REPLACE,
+    _subdoc.StoreSemantics.UPSERT: lcb.LCB_SUBDOC_STORE_UPSERT,
+    _subdoc.StoreSemantics.INSERT: lcb.LCB_SUBDOC_STORE_INSERT,
+}
+
+
 cdef struct SubdocEntry:
     lcb.lcb_STATUS rc
     size_t offset   # of the value's bytes, after the entries
@@ -17,6 +37,8 @@ cdef lcb.lcb_SUBDOCSPECS *_subdoc_specs(object specs, bint lookup, str op) excep
     """libcouchbase's specs for a list of couchbase.subdocument specs, each
     checked to be of the call's kind (lookup_in takes reads, mutate_in
     changes)."""
+    if isinstance(specs, _subdoc.Spec):
+        raise _exc.ArgumentError(f"give a list of specs, not one spec: [{specs!r}]", operation=op)
     if not isinstance(specs, (list, tuple)):
         raise _exc.ArgumentError(f"give a list of specs (couchbase.subdocument), not {_exc.safe_repr(specs)}",
                                  operation=op)
@@ -32,7 +54,7 @@ cdef lcb.lcb_SUBDOCSPECS *_subdoc_specs(object specs, bint lookup, str op) excep
                                      operation=op)
         if spec.op.is_lookup != lookup:
             wanted = "lookup_in reads (get, exists, count)" if lookup else "mutate_in changes"
-            raise _exc.ArgumentError(f"spec {i} ({spec.op.name.lower()} of {spec.path!r}): {wanted} only",
+            raise _exc.ArgumentError(f"spec {i} ({spec.op.builder} of {spec.path!r}): {wanted} only",
                                      operation=op)
     cdef lcb.lcb_SUBDOCSPECS *out = NULL
     _check_rc(lcb.lcb_subdocspecs_create(&out, <size_t> n), op)

@@ -82,6 +82,17 @@ class Op(enum.IntEnum):
         """Whether the operation reads (lookup_in) rather than changes."""
         return self <= Op.COUNT
 
+    @property
+    def builder(self) -> str:
+        """The name of the builder below that makes it, as users know it."""
+        return _BUILDERS.get(self, self.name.lower())
+
+
+_BUILDERS = {
+    Op.DICT_ADD: "insert", Op.DICT_UPSERT: "upsert", Op.ARRAY_ADD_FIRST: "array_prepend",
+    Op.ARRAY_ADD_LAST: "array_append", Op.ARRAY_ADD_UNIQUE: "array_addunique",
+}
+
 
 class StoreSemantics(enum.Enum):
     """What ``mutate_in`` does when the document does not exist (or does)."""
@@ -144,7 +155,7 @@ class Spec(NamedTuple):
 
     def __repr__(self) -> str:
         value = "" if self.value is None else f", value={self.value!r}"
-        return f"Spec({self.op.name.lower()}, path={self.path!r}, xattr={self.xattr}{value})"
+        return f"Spec({self.op.builder}, path={self.path!r}, xattr={self.xattr}{value})"
 
 
 def _fail(builder: str, path: Any, why: str) -> ArgumentError:

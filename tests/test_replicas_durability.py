@@ -2,6 +2,7 @@
 mock with replicas: what a user relies on when a node is slow, gone, or
 behind."""
 
+import threading
 import time
 
 import pytest
@@ -12,7 +13,6 @@ from couchbase.exceptions import (
     ArgumentError,
     DurabilityAmbiguousError,
     DurabilityImpossibleError,
-    DurableWriteInProgressError,
     NotFoundError,
     TimeoutError,
 )
@@ -150,15 +150,17 @@ def test_every_mutation_takes_a_durability_level(cb3, mock3, level, wire):
     mock3.durability_frames(clear=True)
     k = f"durable:{wire}"
     cb3.set(k, 1, durability=level)
-    cb3.replace(k, 2, durability=level)
+    cb3.replace(k, 2, durability=level, timeout=10.0)
     cb3.incr(f"{k}:n", initial=0, durability=level)
     cb3.set(k, {"x": 0}, durability=level)
     cb3.mutate_in(k, [SD.upsert("x", 1)], durability=level)
     cb3.delete(k, durability=level)
     frames = [(f["key"], f["level"], f["timeout_ms"]) for f in mock3.durability_frames()["frames"]]
-    # 0.9 of the 1 s operation timeout, in milliseconds, in network order
-    assert frames == [(k, wire, 900), (k, wire, 900), (f"{k}:n", wire, 900), (k, wire, 900), (k, wire, 900),
-                      (k, wire, 900)]
+    # 0.9 of the call's timeout, in milliseconds, in network order; libcouchbase
+    # raises a timeout below its 1.5 s floor (persistence_timeout_floor) to the floor
+    assert frames == [(k, wire, 1350), (k, wire, 9000), (f"{k}:n", wire, 1350), (k, wire, 1350),
+                      (k, wire, 1350), (k, wire, 1350)]
+    assert cb3.get(k, quiet=True) is None and cb3.get(f"{k}:n") == 0
 
 
 def test_durability_impossible(mock3, cb3):
@@ -171,13 +173,35 @@ def test_durability_impossible(mock3, cb3):
         conn.close()
 
 
-def test_durability_ambiguous_and_in_progress(cb3, mock3):
+def test_durability_ambiguous(cb3, mock3):
     key = key_active_on(mock3, 0, "ambiguous")
     for replica in mock3.keyinfo(key)["replicas"]:
         mock3.stall(True, node_index=replica)
-    with pytest.raises(DurabilityAmbiguousError):
-        cb3.set(key, 1, durability=Durability.MAJORITY, timeout=0.3)
-    mock3.stall(False)
+    # the node gives up at 0.9 of the 3 s timeout the frame carries: ambiguous, not a timeout
+    outcome, seconds = _elapsed(lambda: cb3.set(key, 1, durability=Durability.MAJORITY, timeout=3.0))
+    assert isinstance(outcome, DurabilityAmbiguousError), outcome
+    assert outcome.key == key and "read the key back" in str(outcome)
+    assert 2.7 <= seconds < 3.0 + SLACK
+
+
+def test_a_change_waits_for_a_pending_durable_write(cb3, mock3):
+    # the node refuses changes to a key with a durable write pending
+    # (SYNC_WRITE_IN_PROGRESS); the client retries them until it completes
+    key = key_active_on(mock3, 0, "pending")
+    cb3.set(key, 0)
+    mock3.replication_delay(lag_ms=800)
+    other = Couchbase.connect(mock3.host, mock3.port, bucket="default", password="", timeout=TIMEOUT)
+    try:
+        done = []
+        writer = threading.Thread(target=lambda: done.append(
+            cb3.set(key, 1, durability=Durability.MAJORITY, timeout=5.0)))
+        writer.start()
+        time.sleep(0.2)
+        other.set(key, 2, timeout=5.0)
+        writer.join()
+        assert done and other.get(key) == 2
+    finally:
+        other.close()
 
 
 def test_observe_based_durability(cb3, mock3):

@@ -41,7 +41,7 @@ def test_specs_are_values():
     assert SD.get("a") != SD.get("a", xattr=True)
     with pytest.raises(AttributeError):
         SD.get("a").path = "b"  # type: ignore[misc]
-    assert repr(SD.upsert("a", 1)) == "Spec(dict_upsert, path='a', xattr=False, value=b'1')"
+    assert repr(SD.upsert("a", 1)) == "Spec(upsert, path='a', xattr=False, value=b'1')"
 
 
 @pytest.mark.parametrize(
