@@ -637,7 +637,8 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
     lcb_STATUS lcb_subdocspecs_replace(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
                                        const char *path, size_t path_len, const char *value, size_t value_len)
     lcb_STATUS lcb_subdocspecs_dict_add(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
-                                        const char *path, size_t path_len, const char *value, size_t value_len)
+                                        const char *path, size_t path_len, const char *value,
+                                        size_t value_len)
     lcb_STATUS lcb_subdocspecs_dict_upsert(lcb_SUBDOCSPECS *operations, size_t index, uint32_t flags,
                                            const char *path, size_t path_len, const char *value,
                                            size_t value_len)

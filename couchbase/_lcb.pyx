@@ -38,7 +38,7 @@ from couchbase._codec import json_decode as _json_decode_default
 from couchbase._codec import json_encode as _json_encode_default
 from couchbase import subdocument as _subdoc
 from couchbase.durability import Durability
-from couchbase.result import ReplicaResult, Result
+from couchbase.result import Result
 from couchbase.result import SubdocResult as _SubdocResult
 
 

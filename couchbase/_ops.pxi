@@ -124,8 +124,8 @@ cdef lcb.lcb_DURABILITY_LEVEL _check_durability(object durability, str op) excep
         return lcb.LCB_DURABILITYLEVEL_NONE
     if isinstance(durability, int) and not isinstance(durability, bool) and 0 <= durability <= 3:
         return <lcb.lcb_DURABILITY_LEVEL> <int> Durability(durability)
-    raise _exc.ArgumentError(f"durability must be a couchbase.Durability level, not {_exc.safe_repr(durability)}",
-                             operation=op)
+    raise _exc.ArgumentError(f"durability must be a couchbase.Durability level, "
+                             f"not {_exc.safe_repr(durability)}", operation=op)
 
 
 cdef int _check_copies(object count, str what, int most, str op) except -1:
@@ -362,7 +362,8 @@ cdef class _Core:
 
     # -- set / add / replace / append / prepend --------------------------------
 
-    def set(self, key, value=None, cas=0, ttl=0, format=None, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
+    def set(self, key, value=None, cas=0, ttl=0, format=None, *, durability=None, persist_to=0,
+            replicate_to=0, timeout=None):
         """Unconditionally store a value (or a dict of key -> value).
 
         Returns the new CAS (int), or a dict key -> CAS for a multi-set.
@@ -376,27 +377,36 @@ cdef class _Core:
             cb.set('key', 'value')
             cb.set({'foo': 'bar', 'baz': 'value'})
         """
-        return self._store(lcb.LCB_STORE_UPSERT, "set", key, value, cas, ttl, format, timeout, durability, persist_to, replicate_to)
+        return self._store(lcb.LCB_STORE_UPSERT, "set", key, value, cas, ttl, format, timeout, durability,
+                           persist_to, replicate_to)
 
-    def add(self, key, value=None, ttl=0, format=None, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
+    def add(self, key, value=None, ttl=0, format=None, *, durability=None, persist_to=0, replicate_to=0,
+            timeout=None):
         """Store a value only if the key does not exist yet (KeyExistsError
         otherwise). Same conventions as :meth:`set`."""
-        return self._store(lcb.LCB_STORE_INSERT, "add", key, value, 0, ttl, format, timeout, durability, persist_to, replicate_to)
+        return self._store(lcb.LCB_STORE_INSERT, "add", key, value, 0, ttl, format, timeout, durability,
+                           persist_to, replicate_to)
 
-    def replace(self, key, value=None, cas=0, ttl=0, format=None, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
+    def replace(self, key, value=None, cas=0, ttl=0, format=None, *, durability=None, persist_to=0,
+                replicate_to=0, timeout=None):
         """Store a value only if the key already exists (NotFoundError
         otherwise). Same conventions as :meth:`set`."""
-        return self._store(lcb.LCB_STORE_REPLACE, "replace", key, value, cas, ttl, format, timeout, durability, persist_to, replicate_to)
+        return self._store(lcb.LCB_STORE_REPLACE, "replace", key, value, cas, ttl, format, timeout,
+                           durability, persist_to, replicate_to)
 
-    def append(self, key, value=None, cas=0, ttl=0, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
+    def append(self, key, value=None, cas=0, ttl=0, *, durability=None, persist_to=0, replicate_to=0,
+               timeout=None):
         """Append bytes to an existing value (NotStoredError if the key does not
         exist). The format is always FMT_PLAIN; a dict appends to several keys.
         On an AsyncConnection: a Future of the same."""
-        return self._store(lcb.LCB_STORE_APPEND, "append", key, value, cas, ttl, FMT_PLAIN, timeout, durability, persist_to, replicate_to)
+        return self._store(lcb.LCB_STORE_APPEND, "append", key, value, cas, ttl, FMT_PLAIN, timeout,
+                           durability, persist_to, replicate_to)
 
-    def prepend(self, key, value=None, cas=0, ttl=0, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
+    def prepend(self, key, value=None, cas=0, ttl=0, *, durability=None, persist_to=0, replicate_to=0,
+                timeout=None):
         """Prepend bytes to an existing value. Same conventions as :meth:`append`."""
-        return self._store(lcb.LCB_STORE_PREPEND, "prepend", key, value, cas, ttl, FMT_PLAIN, timeout, durability, persist_to, replicate_to)
+        return self._store(lcb.LCB_STORE_PREPEND, "prepend", key, value, cas, ttl, FMT_PLAIN, timeout,
+                           durability, persist_to, replicate_to)
 
     cdef object _store(self, lcb.lcb_STORE_OPERATION operation, str op, object key, object value,
                        object cas, object ttl, object format, object timeout, object durability,

@@ -499,7 +499,8 @@ cdef lcb.lcb_STATUS _set_timeout(CommandKind kind, void *cmd, uint32_t us) noexc
     return lcb.LCB_ERR_UNSUPPORTED_OPERATION
 
 
-cdef lcb.lcb_STATUS _set_durability(CommandKind kind, void *cmd, lcb.lcb_DURABILITY_LEVEL level) noexcept nogil:
+cdef lcb.lcb_STATUS _set_durability(CommandKind kind, void *cmd,
+                                    lcb.lcb_DURABILITY_LEVEL level) noexcept nogil:
     """A synchronous durability level on a mutation's command."""
     if kind == CMD_STORE:
         return lcb.lcb_cmdstore_durability(<lcb.lcb_CMDSTORE *> cmd, level)

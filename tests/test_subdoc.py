@@ -182,7 +182,8 @@ def test_mutate_in_ttl(cluster, cb, key):
 
 def test_mutation_macros(cb, key):
     cb.set(key, DOC)
-    result = cb.mutate_in(key, [SD.upsert("meta.cas", SD.MutationMacro.cas(), xattr=True, create_parents=True)])
+    macro = SD.upsert("meta.cas", SD.MutationMacro.cas(), xattr=True, create_parents=True)
+    result = cb.mutate_in(key, [macro])
     written = cb.lookup_in(key, [SD.get("meta.cas", xattr=True)])[0]
     # the server writes the CAS as little-endian hex
     assert int.from_bytes(bytes.fromhex(written[2:]), "little") == result.cas
