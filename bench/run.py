@@ -486,7 +486,8 @@ def main(argv=None):
                     env = dict(os.environ, PYTHONPATH=str(package))
                     workers[c] = Worker(c, ours_py, conn, client_cpu, str(package), env, kind="ours")
                     if c == "baseline":
-                        versions["baseline build"] = binding_identity(package)
+                        # (its git commit is this checkout's: only the module's hash says which build)
+                        versions["baseline build"] = binding_identity(package).split(", ")[-1]
                 elif c == "sdk":
                     py = peers.ensure("couchbase", not args.no_install)
                     versions["couchbase SDK"] = version_of(
