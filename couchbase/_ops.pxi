@@ -13,10 +13,10 @@
 #   loop iteration's flush and returns a Future, which the reply that
 #   completes the call resolves with call.result().
 #
-# Adding an operation: its method here; a new kind of libcouchbase command
-# also needs its lines in _slots.pxi (Command, CommandKind, _schedule,
-# _destroy_command, a callback in _install_callbacks) and its stubs
-# (couchbase/_lcb.pyi; tools/generate_aio_stub.py writes couchbase/aio.pyi).
+# Adding an operation: its method here and its stub in couchbase/_lcb.pyi's
+# Connection (tools/generate_aio_stub.py writes the asyncio one from it). One
+# that sends a new kind of libcouchbase command also needs that kind's sender
+# and freer and its response callback (_slots.pxi, _install_callbacks).
 
 
 cdef object _reply(Slot *slot, object key, str op, Reply kind, bint quiet, bint extended, object fmt,
@@ -80,17 +80,21 @@ cdef object _collect(_Slots call):
 
 cdef int _with_options(_Slots call, object timeout, object durability=None, object persist_to=0,
                        object replicate_to=0) except -1:
-    """A call's per-call options on its command(s): a timeout overriding the
-    connection's, a durability requirement. Either sends the call through
-    libcouchbase's own commands (the packets built here carry neither)."""
+    """A call's per-call options on its command(s), through its kind's
+    setters: a timeout overriding the connection's, a durability
+    requirement. Either sends the call through libcouchbase's own commands
+    (the packets built here carry neither)."""
     cdef uint32_t us
     cdef int persist, replicate
     cdef lcb.lcb_DURABILITY_LEVEL level
+    if (timeout is not None and call.kind.set_timeout == NULL) or (
+            durability is not None and call.kind.set_durability == NULL):
+        raise _exc.InternalError(f"{call.op} takes no such option")  # never: its signature has none
     if timeout is not None:
         us = _check_timeout("timeout", timeout, call.op)
-        _check_rc(_set_timeout(call.kind, call.cmd, us), call.op)
+        _check_rc(call.kind.set_timeout(call.cmd, us), call.op)
         if call.empty_store != NULL:
-            _check_rc(_set_timeout(CMD_STORE, call.empty_store, us), call.op)
+            _check_rc(call.kind.set_timeout(call.empty_store, us), call.op)
         call.forward_get = False
         call.store.forward = False
     if durability is None and not persist_to and not replicate_to:
@@ -102,11 +106,11 @@ cdef int _with_options(_Slots call, object timeout, object durability=None, obje
         raise _exc.ArgumentError("give durability= (synchronous, Couchbase Server 6.5 and later) or "
                                  "persist_to=/replicate_to= (observe-based), not both", operation=call.op)
     if level != lcb.LCB_DURABILITYLEVEL_NONE:
-        _check_rc(_set_durability(call.kind, call.cmd, level), call.op)
+        _check_rc(call.kind.set_durability(call.cmd, level), call.op)
         if call.empty_store != NULL:
-            _check_rc(_set_durability(CMD_STORE, call.empty_store, level), call.op)
+            _check_rc(call.kind.set_durability(call.empty_store, level), call.op)
     elif persist or replicate:
-        if call.kind != CMD_STORE:
+        if call.kind is not &KIND_STORE:
             raise _exc.ArgumentError(f"persist_to/replicate_to (observe-based durability) are for stores "
                                      f"(set, add, replace, append, prepend); give {call.op} durability=",
                                      operation=call.op)
@@ -353,7 +357,7 @@ cdef class _Core:
             call.set_replay_safe()
         cdef lcb.lcb_CMDGET *cmd = NULL
         _check_rc(lcb.lcb_cmdget_create(&cmd), call.op)
-        _own(call, cmd)
+        _own(call, cmd, &KIND_GET)
         if touch:
             _check_rc(lcb.lcb_cmdget_expiry(cmd, expiry), call.op)
         if lock_time:
@@ -446,7 +450,7 @@ cdef class _Core:
         cdef lcb.lcb_CMDSTORE *empty = NULL
         cdef lcb.lcb_STATUS rc
         _check_rc(_store_command(&cmd, operation, &call.store, datatype), op)
-        _own(call, cmd)
+        _own(call, cmd, &KIND_STORE)
         if call.has_empty_value():
             # lcb_cmdstore_value ignores an empty value, which would leave the
             # previous key's value in a shared command: empty ones get their own
@@ -496,7 +500,7 @@ cdef class _Core:
         call.set_cas(cas_values)
         cdef lcb.lcb_CMDREMOVE *cmd = NULL
         _check_rc(lcb.lcb_cmdremove_create(&cmd), "delete")
-        _own(call, cmd)
+        _own(call, cmd, &KIND_REMOVE)
         call.shape(REPLY_TRUE, multi, quiet_miss)
         _with_options(call, timeout, durability)
         return self._execute(call)
@@ -518,7 +522,7 @@ cdef class _Core:
         call.set_replay_safe()  # a replay sets the same expiry again
         cdef lcb.lcb_CMDTOUCH *cmd = NULL
         _check_rc(lcb.lcb_cmdtouch_create(&cmd), "touch")
-        _own(call, cmd)
+        _own(call, cmd, &KIND_TOUCH)
         _check_rc(lcb.lcb_cmdtouch_expiry(cmd, expiry), "touch")
         call.shape(REPLY_TRUE, multi)
         _with_options(call, timeout)
@@ -545,7 +549,7 @@ cdef class _Core:
         call.set_cas(cas_values)
         cdef lcb.lcb_CMDUNLOCK *cmd = NULL
         _check_rc(lcb.lcb_cmdunlock_create(&cmd), "unlock")
-        _own(call, cmd)
+        _own(call, cmd, &KIND_UNLOCK)
         call.shape(REPLY_TRUE, multi)
         _with_options(call, timeout)
         return self._execute(call)
@@ -593,7 +597,7 @@ cdef class _Core:
         cdef _Slots call = _new_slots(_key_list(keys, op) if multi else [keys], op)
         cdef lcb.lcb_CMDCOUNTER *cmd = NULL
         _check_rc(lcb.lcb_cmdcounter_create(&cmd), op)
-        _own(call, cmd)
+        _own(call, cmd, &KIND_COUNTER)
         _check_rc(lcb.lcb_cmdcounter_delta(cmd, <int64_t> delta * sign), op)
         if initial is not None:
             _check_rc(lcb.lcb_cmdcounter_initial(cmd, initial_value), op)
@@ -623,7 +627,7 @@ cdef class _Core:
         call.set_replay_safe()
         cdef lcb.lcb_CMDEXISTS *cmd = NULL
         _check_rc(lcb.lcb_cmdexists_create(&cmd), "exists")
-        _own(call, cmd)
+        _own(call, cmd, &KIND_EXISTS)
         call.shape(REPLY_EXISTS, multi, False, extended_result)
         _with_options(call, timeout)
         return self._execute(call)
@@ -699,7 +703,7 @@ cdef class _Core:
         call.specs = list(specs)
         cdef lcb.lcb_CMDSUBDOC *cmd = NULL
         _check_rc(lcb.lcb_cmdsubdoc_create(&cmd), call.op)
-        _own(call, cmd)
+        _own(call, cmd, &KIND_SUBDOC)
         _check_rc(lcb.lcb_cmdsubdoc_specs(cmd, call.subdoc_specs), call.op)
         return cmd
 
@@ -731,5 +735,5 @@ cdef class _Core:
         cdef _Slots call = _new_stats_slots(groups)
         cdef lcb.lcb_CMDSTATS *cmd = NULL
         _check_rc(lcb.lcb_cmdstats_create(&cmd), "stats")
-        _own(call, cmd)
+        _own(call, cmd, &KIND_STATS)
         return self._execute(call)

@@ -457,3 +457,100 @@ def test_unpickle_is_honoured(run, cluster, key):
             with pytest.raises(ValueFormatError, match="pickle"):
                 await refusing.get(key)
     run(main())
+
+
+
+def _positive(cas):
+    return cas > 0
+
+
+def _value(result):
+    return result.value
+
+
+def test_every_operation_matches_the_sync_connection(run, cluster, cb, key):
+    """Both connection kinds run one operation core: the same calls give the
+    same results and the same exceptions (CAS values aside)."""
+    big = b"z" * 100_000  # a large raw store goes out as a built packet
+    steps = [  # (call, what of its result is compared)
+        (lambda c, k: c.set(k, {"a": 1}), _positive),
+        (lambda c, k: c.get(k), None),
+        (lambda c, k: c.get(k, extended=True), _value),
+        (lambda c, k: c.get([k, k + ":missing"], quiet=True), None),
+        (lambda c, k: c.get([k, k + ":missing"]), None),
+        (lambda c, k: c.set({k + ":1": 1, k + ":2": "two"}), sorted),
+        (lambda c, k: c.get([k + ":1", k + ":2"]), None),
+        (lambda c, k: c.get([]), None),
+        (lambda c, k: c.delete([]), None),
+        (lambda c, k: c.add(k, 1), None),
+        (lambda c, k: c.replace(k + ":none", 1), None),
+        (lambda c, k: c.set(k + ":raw", b"ab", format=FMT_PLAIN), _positive),
+        (lambda c, k: c.append(k + ":raw", b"c"), _positive),
+        (lambda c, k: c.prepend(k + ":raw", b"z"), _positive),
+        (lambda c, k: c.get(k + ":raw"), None),
+        (lambda c, k: c.set(k + ":big", big, format=FMT_PLAIN), _positive),
+        (lambda c, k: c.get(k + ":big"), len),
+        (lambda c, k: c.incr(k + ":n", initial=5), None),
+        (lambda c, k: c.incr(k + ":n", amount=3), None),
+        (lambda c, k: c.decr(k + ":n", extended=True), _value),
+        (lambda c, k: c.incr(k), None),
+        (lambda c, k: c.lock(k, ttl=5), _value),
+        (lambda c, k: c.set(k, 1), None),
+        (lambda c, k: c.unlock(k, 1), None),
+        (lambda c, k: c.touch([k + ":1", k + ":2"], ttl=100), None),
+        (lambda c, k: c.get(k + ":1", ttl=50), None),
+        (lambda c, k: c.delete(k + ":1"), None),
+        (lambda c, k: c.delete(k + ":1", quiet=True), None),
+        (lambda c, k: c.delete(k + ":1"), None),
+        (lambda c, k: c.stats(), lambda stats: "curr_items" in stats),
+        (lambda c, k: c.stats([]), None),
+        (lambda c, k: c.lock(k, ttl=31), None),
+        (lambda c, k: c.get(k, format=9), None),
+    ]
+
+    def outcome(error, result, compare):
+        if error is not None:
+            return type(error).__name__, str(error).replace(":async", ":sync")
+        return "ok", repr(compare(result) if compare else result).replace(":async", ":sync")
+
+    sync = []
+    for call, compare in steps:
+        try:
+            sync.append(outcome(None, call(cb, key + ":sync"), compare))
+        except Exception as e:
+            sync.append(outcome(e, None, None))
+
+    async def main():
+        outcomes = []
+        async with await _connect(cluster) as acb:
+            for call, compare in steps:
+                try:
+                    outcomes.append(outcome(None, await call(acb, key + ":async"), compare))
+                except Exception as e:
+                    outcomes.append(outcome(e, None, None))
+        return outcomes
+    assert run(main()) == sync
+
+
+def test_empty_key_lists_resolve_at_once(run, cluster):
+    async def main():
+        async with await _connect(cluster) as acb:
+            for future in (acb.get([]), acb.delete([]), acb.set({}), acb.touch([], ttl=1), acb.stats([])):
+                assert future.done()
+                assert await future in ([], {})
+    run(main())
+
+
+def test_a_multi_key_call_in_flight_fails_on_close(run, faults, key):
+    async def main():
+        acb = await _connect(faults)
+        await acb.set({key + ":1": 1, key + ":2": 2})
+        faults.hiccup(300)
+        pending = acb.get([key + ":1", key + ":2"])
+        await asyncio.sleep(0.05)  # sent; the replies are delayed
+        closing = acb.close()
+        with pytest.raises(RequestCanceledError, match="in flight"):
+            await pending
+        await closing
+        assert acb._replays_stopped == 0  # the replay guard runs on this driver too
+    run(main())
