@@ -361,7 +361,10 @@ cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_
                         lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
     """The reply to a forwarded command (or libcouchbase's error for it)."""
     if (<const CookieKind *> cookie)[0] == COOKIE_SLOT:
-        _on_forwarded_get(instance, <Slot *> cookie, err, resp)
+        if (<Slot *> cookie).replica != NULL:
+            _on_copy(instance, <Slot *> cookie, err, resp)  # _replica.pxi
+        else:
+            _on_forwarded_get(instance, <Slot *> cookie, err, resp)
         return
     cdef Forward *fwd = <Forward *> cookie
     cdef Slot *slot = fwd.slot
@@ -414,12 +417,19 @@ cdef lcb.lcb_STATUS _forward_get(lcb.lcb_INSTANCE *instance, Slot *slot) noexcep
 
 cdef void _on_forwarded_get(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
                             lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
-    """Take status, CAS, flags and value out of a get's reply."""
-    cdef ForwardedReply reply
-    cdef size_t skip
     if err == lcb.LCB_SUCCESS and _kept_in_flight(resp):
         return
-    if _read_reply(instance, slot, err, resp, OP_GET, &reply):
+    _read_get_reply(instance, slot, err, resp, OP_GET)
+    _answered(instance, slot)
+
+
+cdef void _read_get_reply(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
+                          lcb.lcb_PKTFWDRESP *resp, uint8_t opcode) noexcept nogil:
+    """Take status, CAS, flags and value out of the reply to a get (or to a
+    replica get, which has the same shape)."""
+    cdef ForwardedReply reply
+    cdef size_t skip
+    if _read_reply(instance, slot, err, resp, opcode, &reply):
         slot.datatype = reply.header[5]
         if slot.rc == lcb.LCB_SUCCESS:
             # a found item's reply: its 4-byte flags as extras, no key (a
@@ -430,7 +440,6 @@ cdef void _on_forwarded_get(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STAT
                 skip = reply.framing + 4
                 slot.flags = <uint32_t> _get_be(<const uint8_t *> reply.body + reply.framing, 4)
                 _keep_value(slot, reply.body + skip, reply.bodylen - skip)
-    _answered(instance, slot)
 
 
 # For the tests of the limits: the widths above and the check made with them.

@@ -223,6 +223,8 @@ cdef extern from "libcouchbase/pktfwd.h" nogil:
     ctypedef struct lcb_CMDPKTFWD:
         int version
         lcb_VALBUF vb
+        char nomap              # send to server_index, not to the node the key maps to
+        uint16_t server_index
     ctypedef struct lcb_PKTFWDRESP:
         const uint8_t *header  # the reply's 24-byte header (NULL with an error)
         lcb_IOV *iovs          # the whole reply, header included (nitems: 1)
@@ -269,6 +271,10 @@ cdef extern from "libcouchbase/error.h" nogil:
     lcb_STATUS LCB_ERR_REQUEST_CANCELED
     lcb_STATUS LCB_ERR_MAP_CHANGED
     lcb_STATUS LCB_ERR_SUBDOC_PATH_NOT_FOUND  # an exists spec's "no" (_subdoc.pxi)
+    # a replica read's copy that could not be sent (_replica.pxi)
+    lcb_STATUS LCB_ERR_NO_CONFIGURATION
+    lcb_STATUS LCB_ERR_NO_MATCHING_SERVER
+    lcb_STATUS LCB_ERR_INVALID_ARGUMENT
     lcb_STATUS lcb_errmap_default(lcb_INSTANCE *instance, uint16_t code)
 
     # retries: which requests libcouchbase sends again, and when

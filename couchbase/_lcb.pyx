@@ -38,7 +38,7 @@ from couchbase._codec import json_decode as _json_decode_default
 from couchbase._codec import json_encode as _json_encode_default
 from couchbase import subdocument as _subdoc
 from couchbase.durability import Durability
-from couchbase.result import Result
+from couchbase.result import ReplicaResult, Result
 from couchbase.result import SubdocResult as _SubdocResult
 
 
@@ -52,6 +52,7 @@ include "_checks.pxi"
 include "_values.pxi"
 include "_slots.pxi"
 include "_forward.pxi"
+include "_replica.pxi"
 include "_logging.pxi"
 include "_subdoc.pxi"
 include "_ops.pxi"
@@ -520,6 +521,9 @@ cdef class Connection(_Core):
         for call in self._in_flight:
             if call.unanswered > 0:
                 still.append(call)
+                if not call.done and _settled(call):  # its result is ready; replies still come
+                    call.done = True
+                    _wake(call)
             else:
                 call.done = True
                 _wake(call)

@@ -306,7 +306,12 @@ cdef class _Core:
         ``quiet`` (default: the connection's) returns None (or
         ``Result(None, 0, 0)``) for a missing key instead of raising
         NotFoundError. ``ttl`` also sets a new expiry (get-and-touch).
-        On an AsyncConnection: a Future of the same.
+        ``replica=True`` reads any copy, the active node's or a replica's:
+        every copy is asked at once and the first good answer wins, so a
+        slow or failed node does not hold the read up (a replica may lag
+        behind the active copy). ``timeout`` (seconds) overrides the
+        connection's for this call. On an AsyncConnection: a Future of the
+        same.
 
         Example::
 
@@ -318,7 +323,17 @@ cdef class _Core:
         cdef bint extended_result = _check_flag(extended, "extended", "get")
         cdef bint quiet_miss = self.quiet if quiet is None else _check_flag(quiet, "quiet", "get")
         cdef bint multi = _is_multi(keys)
-        cdef _Slots call = _new_slots(_key_list(keys, "get") if multi else [keys], "get")
+        cdef _Slots call
+        if _check_flag(replica, "replica", "get"):
+            if ttl is not None:
+                raise _exc.ArgumentError("a replica read cannot set an expiry (ttl); replicas take no changes",
+                                         operation="get")
+            call = self._replica_call(keys, multi, "get", True)
+            call.shape(REPLY_VALUE, multi, quiet_miss, extended_result, format, not extended_result,
+                       self._pickles)
+            _with_options(call, timeout)
+            return self._execute(call)
+        call = _new_slots(_key_list(keys, "get") if multi else [keys], "get")
         if ttl is None:
             self._prepare_get(call, False, 0, 0)
         else:
@@ -327,6 +342,44 @@ cdef class _Core:
                    self._pickles)
         _with_options(call, timeout)
         return self._execute(call)
+
+    def get_all_replicas(self, keys, format=None, quiet=None, *, timeout=None):
+        """Every copy of a key: the active node's and each replica's.
+
+        Returns a list of ReplicaResult(value, flags, cas, is_replica), one
+        per copy that answered with the document (copies may differ while
+        replication catches up); for a list of keys a dict key -> list. A
+        copy that is missing, or whose node is down or slow, is left out;
+        NotFoundError if no copy has the key (``quiet``: an empty list).
+        All copies are asked at once. On an AsyncConnection: a Future of the
+        same.
+
+        Example::
+
+            newest = max(cb.get_all_replicas('key'), key=lambda copy: copy.cas)
+        """
+        if format is not None:
+            format = _check_format(format, "get_all_replicas")
+        cdef bint quiet_miss = self.quiet if quiet is None else _check_flag(quiet, "quiet", "get_all_replicas")
+        cdef bint multi = _is_multi(keys)
+        cdef _Slots call = self._replica_call(keys, multi, "get_all_replicas", False)
+        call.shape(REPLY_VALUE, multi, quiet_miss, False, format, False, self._pickles)
+        _with_options(call, timeout)
+        return self._execute(call)
+
+    cdef _Slots _replica_call(self, object keys, bint multi, str op, bint any):
+        """A call with a slot per copy of each key (see _replica.pxi): the
+        active copy and as many replicas as the bucket has."""
+        cdef lcb.lcbvb_CONFIG *config = NULL
+        if self._instance == NULL or lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_VBCONFIG,
+                                                  &config) != lcb.LCB_SUCCESS or config == NULL:
+            raise _exc.exception_for_status(lcb.LCB_ERR_NO_CONFIGURATION, operation=op)
+        cdef int copies = 1 + <int> lcb.lcbvb_get_nreplicas(config)
+        cdef list key_list = _key_list(keys, op) if multi else [keys]
+        cdef _Slots call = _new_slots([k for k in key_list for _ in range(copies)], op)
+        call.set_replay_safe()
+        _own(call, _new_replica_read(call, copies, any), &KIND_REPLICA)
+        return call
 
     def lock(self, keys, ttl, *, timeout=None):
         """Get and lock one or several keys for ``ttl`` seconds (1 to 30).

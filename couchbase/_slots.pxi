@@ -6,6 +6,9 @@
 # a call hands it to the driver (_answered -> _aio_call_answered), which
 # resolves its Future.
 
+cdef struct ReplicaRead  # _replica.pxi
+
+
 cdef struct Slot:
     CookieKind kind        # COOKIE_SLOT: what a packet-forward callback was given
     # going out
@@ -17,6 +20,7 @@ cdef struct Slot:
     uint64_t cas
     int *unanswered        # the call's count of slots still waiting for a reply
     void *aio              # the asyncio driver's call (a _Slots) when complete; NULL: sync
+    ReplicaRead *replica   # a replica read's copy (_replica.pxi); NULL: any other slot
     bint replay_safe       # a read: sending it again is harmless
     # coming back
     lcb.lcb_STATUS rc      # NO_REPLY until the callback ran
@@ -212,6 +216,8 @@ cdef class _Slots:
         """The call's Python result, or its first failure raised."""
         if self.reply == REPLY_STATS:
             return _stats_result(self)
+        if self.kind is &KIND_REPLICA:
+            return _replica_result(self)
         return _collect(self)
 
     cdef int set_data(self, list data) except -1:
