@@ -1,10 +1,12 @@
 """Type stubs for the compiled module couchbase._lcb."""
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-from couchbase.result import Result
+from couchbase.durability import Durability
+from couchbase.result import ReplicaResult, Result, SubdocResult
+from couchbase.subdocument import Spec, StoreSemantics
 
 Key = str | bytes
 
@@ -66,6 +68,9 @@ class Connection:
         format: int | None = ...,
         quiet: bool | None = ...,
         ttl: int | None = ...,
+        *,
+        replica: bool = ...,
+        timeout: float | None = ...,
     ) -> Any: ...
     @overload
     def get(
@@ -75,6 +80,9 @@ class Connection:
         format: int | None = ...,
         quiet: bool | None = ...,
         ttl: int | None = ...,
+        *,
+        replica: bool = ...,
+        timeout: float | None = ...,
     ) -> Result: ...
     @overload
     def get(
@@ -84,6 +92,9 @@ class Connection:
         format: int | None = ...,
         quiet: bool | None = ...,
         ttl: int | None = ...,
+        *,
+        replica: bool = ...,
+        timeout: float | None = ...,
     ) -> list[Any]: ...
     @overload
     def get(
@@ -93,21 +104,38 @@ class Connection:
         format: int | None = ...,
         quiet: bool | None = ...,
         ttl: int | None = ...,
+        *,
+        replica: bool = ...,
+        timeout: float | None = ...,
     ) -> dict[Key, Result]: ...
     @overload
-    def lock(self, keys: Key, ttl: int) -> Result: ...
+    def lock(self, keys: Key, ttl: int, *, timeout: float | None = ...) -> Result: ...
     @overload
-    def lock(self, keys: Iterable[Key], ttl: int) -> dict[Key, Result]: ...
+    def lock(self, keys: Iterable[Key], ttl: int, *, timeout: float | None = ...) -> dict[Key, Result]: ...
     @overload
-    def unlock(self, key: Key, cas: int) -> bool: ...
+    def unlock(self, key: Key, cas: int, *, timeout: float | None = ...) -> bool: ...
     @overload
-    def unlock(self, key: Mapping[Key, int], cas: None = ...) -> dict[Key, bool]: ...
+    def unlock(
+        self, key: Mapping[Key, int], cas: None = ..., *, timeout: float | None = ...
+    ) -> dict[Key, bool]: ...
     @overload
-    def touch(self, keys: Key, ttl: int) -> bool: ...
+    def touch(self, keys: Key, ttl: int, *, timeout: float | None = ...) -> bool: ...
     @overload
-    def touch(self, keys: Iterable[Key], ttl: int) -> dict[Key, bool]: ...
+    def touch(self, keys: Iterable[Key], ttl: int, *, timeout: float | None = ...) -> dict[Key, bool]: ...
     @overload
-    def set(self, key: Key, value: Any, cas: int = ..., ttl: int = ..., format: int | None = ...) -> int: ...
+    def set(
+        self,
+        key: Key,
+        value: Any,
+        cas: int = ...,
+        ttl: int = ...,
+        format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
+    ) -> int: ...
     @overload
     def set(
         self,
@@ -116,16 +144,51 @@ class Connection:
         cas: int = ...,
         ttl: int = ...,
         format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> dict[Key, int]: ...
     @overload
-    def add(self, key: Key, value: Any, ttl: int = ..., format: int | None = ...) -> int: ...
+    def add(
+        self,
+        key: Key,
+        value: Any,
+        ttl: int = ...,
+        format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
+    ) -> int: ...
     @overload
     def add(
-        self, key: Mapping[Key, Any], value: None = ..., ttl: int = ..., format: int | None = ...
+        self,
+        key: Mapping[Key, Any],
+        value: None = ...,
+        ttl: int = ...,
+        format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> dict[Key, int]: ...
     @overload
     def replace(
-        self, key: Key, value: Any, cas: int = ..., ttl: int = ..., format: int | None = ...
+        self,
+        key: Key,
+        value: Any,
+        cas: int = ...,
+        ttl: int = ...,
+        format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> int: ...
     @overload
     def replace(
@@ -135,24 +198,83 @@ class Connection:
         cas: int = ...,
         ttl: int = ...,
         format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> dict[Key, int]: ...
-    @overload
-    def append(self, key: Key, value: bytes, cas: int = ..., ttl: int = ...) -> int: ...
     @overload
     def append(
-        self, key: Mapping[Key, bytes], value: None = ..., cas: int = ..., ttl: int = ...
-    ) -> dict[Key, int]: ...
+        self,
+        key: Key,
+        value: bytes,
+        cas: int = ...,
+        ttl: int = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
+    ) -> int: ...
     @overload
-    def prepend(self, key: Key, value: bytes, cas: int = ..., ttl: int = ...) -> int: ...
+    def append(
+        self,
+        key: Mapping[Key, bytes],
+        value: None = ...,
+        cas: int = ...,
+        ttl: int = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
+    ) -> dict[Key, int]: ...
     @overload
     def prepend(
-        self, key: Mapping[Key, bytes], value: None = ..., cas: int = ..., ttl: int = ...
+        self,
+        key: Key,
+        value: bytes,
+        cas: int = ...,
+        ttl: int = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
+    ) -> int: ...
+    @overload
+    def prepend(
+        self,
+        key: Mapping[Key, bytes],
+        value: None = ...,
+        cas: int = ...,
+        ttl: int = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> dict[Key, int]: ...
     @overload
-    def delete(self, keys: Key, cas: int = ..., quiet: bool | None = ...) -> bool: ...
+    def delete(
+        self,
+        keys: Key,
+        cas: int = ...,
+        quiet: bool | None = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
+    ) -> bool: ...
     @overload
     def delete(
-        self, keys: Iterable[Key] | Mapping[Key, int], cas: int = ..., quiet: bool | None = ...
+        self,
+        keys: Iterable[Key] | Mapping[Key, int],
+        cas: int = ...,
+        quiet: bool | None = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> dict[Key, bool]: ...
     @overload
     def incr(
@@ -162,6 +284,9 @@ class Connection:
         initial: int | None = ...,
         ttl: int = ...,
         extended: Literal[False] = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> int: ...
     @overload
     def incr(
@@ -172,6 +297,8 @@ class Connection:
         ttl: int = ...,
         *,
         extended: Literal[True],
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> Result: ...
     @overload
     def incr(
@@ -181,6 +308,9 @@ class Connection:
         initial: int | None = ...,
         ttl: int = ...,
         extended: bool = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> dict[Key, Any]: ...
     @overload
     def decr(
@@ -190,6 +320,9 @@ class Connection:
         initial: int | None = ...,
         ttl: int = ...,
         extended: Literal[False] = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> int: ...
     @overload
     def decr(
@@ -200,6 +333,8 @@ class Connection:
         ttl: int = ...,
         *,
         extended: Literal[True],
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> Result: ...
     @overload
     def decr(
@@ -209,7 +344,55 @@ class Connection:
         initial: int | None = ...,
         ttl: int = ...,
         extended: bool = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> dict[Key, Any]: ...
+    @overload
+    def exists(self, keys: Key, extended: Literal[False] = ..., *, timeout: float | None = ...) -> bool: ...
+    @overload
+    def exists(self, keys: Key, extended: Literal[True], *, timeout: float | None = ...) -> Result: ...
+    @overload
+    def exists(
+        self, keys: Iterable[Key], extended: bool = ..., *, timeout: float | None = ...
+    ) -> dict[Key, Any]: ...
+    @overload
+    def get_all_replicas(
+        self, keys: Key, format: int | None = ..., quiet: bool | None = ..., *, timeout: float | None = ...
+    ) -> list[ReplicaResult]: ...
+    @overload
+    def get_all_replicas(
+        self,
+        keys: Iterable[Key],
+        format: int | None = ...,
+        quiet: bool | None = ...,
+        *,
+        timeout: float | None = ...,
+    ) -> dict[Key, list[ReplicaResult]]: ...
+    @overload
+    def lookup_in(
+        self, keys: Key, specs: Sequence[Spec], *, quiet: bool | None = ..., timeout: float | None = ...
+    ) -> SubdocResult: ...
+    @overload
+    def lookup_in(
+        self,
+        keys: Iterable[Key],
+        specs: Sequence[Spec],
+        *,
+        quiet: bool | None = ...,
+        timeout: float | None = ...,
+    ) -> dict[Key, SubdocResult | None]: ...
+    def mutate_in(
+        self,
+        key: Key,
+        specs: Sequence[Spec],
+        cas: int = ...,
+        ttl: int = ...,
+        *,
+        store_semantics: StoreSemantics | None = ...,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
+    ) -> SubdocResult: ...
     def stats(self, stats: str | list[str] | tuple[str, ...] | None = ...) -> dict[str, dict[str, Any]]: ...
 
 # The asyncio driver (couchbase/_aio_io.pxi); its public class is couchbase.aio.AsyncConnection.
@@ -245,6 +428,9 @@ class _AsyncCore:
         format: int | None = ...,
         quiet: bool | None = ...,
         ttl: int | None = ...,
+        *,
+        replica: bool = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[Any]: ...
     @overload
     def get(
@@ -254,6 +440,9 @@ class _AsyncCore:
         format: int | None = ...,
         quiet: bool | None = ...,
         ttl: int | None = ...,
+        *,
+        replica: bool = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[Result]: ...
     @overload
     def get(
@@ -263,6 +452,9 @@ class _AsyncCore:
         format: int | None = ...,
         quiet: bool | None = ...,
         ttl: int | None = ...,
+        *,
+        replica: bool = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[list[Any]]: ...
     @overload
     def get(
@@ -272,11 +464,38 @@ class _AsyncCore:
         format: int | None = ...,
         quiet: bool | None = ...,
         ttl: int | None = ...,
+        *,
+        replica: bool = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, Result]]: ...
     @overload
-    def lock(self, keys: Key, ttl: int) -> asyncio.Future[Result]: ...
+    def get_all_replicas(
+        self,
+        keys: Key,
+        format: int | None = ...,
+        quiet: bool | None = ...,
+        *,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[list[ReplicaResult]]: ...
     @overload
-    def lock(self, keys: Iterable[Key], ttl: int) -> asyncio.Future[dict[Key, Result]]: ...
+    def get_all_replicas(
+        self,
+        keys: Iterable[Key],
+        format: int | None = ...,
+        quiet: bool | None = ...,
+        *,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[dict[Key, list[ReplicaResult]]]: ...
+    @overload
+    def lock(self, keys: Key, ttl: int, *, timeout: float | None = ...) -> asyncio.Future[Result]: ...
+    @overload
+    def lock(
+        self,
+        keys: Iterable[Key],
+        ttl: int,
+        *,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[dict[Key, Result]]: ...
     @overload
     def set(
         self,
@@ -285,6 +504,11 @@ class _AsyncCore:
         cas: int = ...,
         ttl: int = ...,
         format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[int]: ...
     @overload
     def set(
@@ -294,9 +518,25 @@ class _AsyncCore:
         cas: int = ...,
         ttl: int = ...,
         format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, int]]: ...
     @overload
-    def add(self, key: Key, value: Any, ttl: int = ..., format: int | None = ...) -> asyncio.Future[int]: ...
+    def add(
+        self,
+        key: Key,
+        value: Any,
+        ttl: int = ...,
+        format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[int]: ...
     @overload
     def add(
         self,
@@ -304,6 +544,11 @@ class _AsyncCore:
         value: None = ...,
         ttl: int = ...,
         format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, int]]: ...
     @overload
     def replace(
@@ -313,6 +558,11 @@ class _AsyncCore:
         cas: int = ...,
         ttl: int = ...,
         format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[int]: ...
     @overload
     def replace(
@@ -322,9 +572,25 @@ class _AsyncCore:
         cas: int = ...,
         ttl: int = ...,
         format: int | None = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, int]]: ...
     @overload
-    def append(self, key: Key, value: bytes, cas: int = ..., ttl: int = ...) -> asyncio.Future[int]: ...
+    def append(
+        self,
+        key: Key,
+        value: bytes,
+        cas: int = ...,
+        ttl: int = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[int]: ...
     @overload
     def append(
         self,
@@ -332,9 +598,25 @@ class _AsyncCore:
         value: None = ...,
         cas: int = ...,
         ttl: int = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, int]]: ...
     @overload
-    def prepend(self, key: Key, value: bytes, cas: int = ..., ttl: int = ...) -> asyncio.Future[int]: ...
+    def prepend(
+        self,
+        key: Key,
+        value: bytes,
+        cas: int = ...,
+        ttl: int = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[int]: ...
     @overload
     def prepend(
         self,
@@ -342,24 +624,52 @@ class _AsyncCore:
         value: None = ...,
         cas: int = ...,
         ttl: int = ...,
+        *,
+        durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, int]]: ...
     @overload
-    def delete(self, keys: Key, cas: int = ..., quiet: bool | None = ...) -> asyncio.Future[bool]: ...
+    def delete(
+        self,
+        keys: Key,
+        cas: int = ...,
+        quiet: bool | None = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[bool]: ...
     @overload
     def delete(
         self,
         keys: Iterable[Key] | Mapping[Key, int],
         cas: int = ...,
         quiet: bool | None = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, bool]]: ...
     @overload
-    def touch(self, keys: Key, ttl: int) -> asyncio.Future[bool]: ...
+    def touch(self, keys: Key, ttl: int, *, timeout: float | None = ...) -> asyncio.Future[bool]: ...
     @overload
-    def touch(self, keys: Iterable[Key], ttl: int) -> asyncio.Future[dict[Key, bool]]: ...
+    def touch(
+        self,
+        keys: Iterable[Key],
+        ttl: int,
+        *,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[dict[Key, bool]]: ...
     @overload
-    def unlock(self, key: Key, cas: int) -> asyncio.Future[bool]: ...
+    def unlock(self, key: Key, cas: int, *, timeout: float | None = ...) -> asyncio.Future[bool]: ...
     @overload
-    def unlock(self, key: Mapping[Key, int], cas: None = ...) -> asyncio.Future[dict[Key, bool]]: ...
+    def unlock(
+        self,
+        key: Mapping[Key, int],
+        cas: None = ...,
+        *,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[dict[Key, bool]]: ...
     @overload
     def incr(
         self,
@@ -368,6 +678,9 @@ class _AsyncCore:
         initial: int | None = ...,
         ttl: int = ...,
         extended: Literal[False] = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[int]: ...
     @overload
     def incr(
@@ -378,6 +691,8 @@ class _AsyncCore:
         ttl: int = ...,
         *,
         extended: Literal[True],
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[Result]: ...
     @overload
     def incr(
@@ -387,6 +702,9 @@ class _AsyncCore:
         initial: int | None = ...,
         ttl: int = ...,
         extended: bool = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, Any]]: ...
     @overload
     def decr(
@@ -396,6 +714,9 @@ class _AsyncCore:
         initial: int | None = ...,
         ttl: int = ...,
         extended: Literal[False] = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[int]: ...
     @overload
     def decr(
@@ -406,6 +727,8 @@ class _AsyncCore:
         ttl: int = ...,
         *,
         extended: Literal[True],
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[Result]: ...
     @overload
     def decr(
@@ -415,7 +738,63 @@ class _AsyncCore:
         initial: int | None = ...,
         ttl: int = ...,
         extended: bool = ...,
+        *,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, Any]]: ...
+    @overload
+    def exists(
+        self,
+        keys: Key,
+        extended: Literal[False] = ...,
+        *,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[bool]: ...
+    @overload
+    def exists(
+        self,
+        keys: Key,
+        extended: Literal[True],
+        *,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[Result]: ...
+    @overload
+    def exists(
+        self,
+        keys: Iterable[Key],
+        extended: bool = ...,
+        *,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[dict[Key, Any]]: ...
+    @overload
+    def lookup_in(
+        self,
+        keys: Key,
+        specs: Sequence[Spec],
+        *,
+        quiet: bool | None = ...,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[SubdocResult]: ...
+    @overload
+    def lookup_in(
+        self,
+        keys: Iterable[Key],
+        specs: Sequence[Spec],
+        *,
+        quiet: bool | None = ...,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[dict[Key, SubdocResult | None]]: ...
+    def mutate_in(
+        self,
+        key: Key,
+        specs: Sequence[Spec],
+        cas: int = ...,
+        ttl: int = ...,
+        *,
+        store_semantics: StoreSemantics | None = ...,
+        durability: Durability | None = ...,
+        timeout: float | None = ...,
+    ) -> asyncio.Future[SubdocResult]: ...
     def stats(
         self,
         stats: str | list[str] | tuple[str, ...] | None = ...,

@@ -326,8 +326,8 @@ cdef class _Core:
         cdef _Slots call
         if _check_flag(replica, "replica", "get"):
             if ttl is not None:
-                raise _exc.ArgumentError("a replica read cannot set an expiry (ttl); replicas take no changes",
-                                         operation="get")
+                raise _exc.ArgumentError("a replica read cannot set an expiry (ttl); replicas take no "
+                                         "changes", operation="get")
             call = self._replica_call(keys, multi, "get", True)
             call.shape(REPLY_VALUE, multi, quiet_miss, extended_result, format, not extended_result,
                        self._pickles)
@@ -360,7 +360,8 @@ cdef class _Core:
         """
         if format is not None:
             format = _check_format(format, "get_all_replicas")
-        cdef bint quiet_miss = self.quiet if quiet is None else _check_flag(quiet, "quiet", "get_all_replicas")
+        cdef bint quiet_miss = self.quiet if quiet is None else _check_flag(quiet, "quiet",
+                                                                            "get_all_replicas")
         cdef bint multi = _is_multi(keys)
         cdef _Slots call = self._replica_call(keys, multi, "get_all_replicas", False)
         call.shape(REPLY_VALUE, multi, quiet_miss, False, format, False, self._pickles)

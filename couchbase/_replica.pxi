@@ -73,7 +73,8 @@ cdef lcb.lcb_STATUS _send_copy(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize
     cdef lcb.lcb_STATUS rc
     if not _forwards_get(slot):
         return lcb.LCB_ERR_INVALID_ARGUMENT  # a key too long for a built packet (never: 250 bytes fit)
-    if lcb.lcb_cntl(instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_VBCONFIG, &config) != lcb.LCB_SUCCESS or config == NULL:
+    if lcb.lcb_cntl(instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_VBCONFIG,
+                    &config) != lcb.LCB_SUCCESS or config == NULL:
         return lcb.LCB_ERR_NO_CONFIGURATION
     lcb.lcbvb_map_key(config, slot.key, slot.nkey, &vbid, &server)
     server = lcb.lcbvb_vbmaster(config, vbid) if copy == 0 else lcb.lcbvb_vbreplica(config, vbid, copy - 1)
@@ -82,7 +83,8 @@ cdef lcb.lcb_STATUS _send_copy(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize
     memset(&cmd, 0, sizeof(cmd))
     cmd.vb.vtype = lcb.LCB_KV_COPY
     cmd.vb.u_buf.contig.bytes = packet
-    cmd.vb.u_buf.contig.nbytes = _put_request_head(packet, OP_GET if copy == 0 else OP_GET_REPLICA, 0, slot, 0, 0)
+    cmd.vb.u_buf.contig.nbytes = _put_request_head(packet, OP_GET if copy == 0 else OP_GET_REPLICA, 0, slot,
+                                                   0, 0)
     _put_be16(packet + 6, <uint16_t> vbid)
     cmd.nomap = 1
     cmd.server_index = <uint16_t> server

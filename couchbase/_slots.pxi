@@ -428,7 +428,8 @@ cdef void _free_remove(void *cmd) noexcept nogil:
     lcb.lcb_cmdremove_destroy(<lcb.lcb_CMDREMOVE *> cmd)
 
 
-cdef CommandKind KIND_REMOVE = CommandKind(_send_remove, _free_remove, <TimeoutSetter> lcb.lcb_cmdremove_timeout,
+cdef CommandKind KIND_REMOVE = CommandKind(_send_remove, _free_remove,
+                                           <TimeoutSetter> lcb.lcb_cmdremove_timeout,
                                            <DurabilitySetter> lcb.lcb_cmdremove_durability)
 
 
@@ -444,7 +445,8 @@ cdef void _free_counter(void *cmd) noexcept nogil:
     lcb.lcb_cmdcounter_destroy(<lcb.lcb_CMDCOUNTER *> cmd)
 
 
-cdef CommandKind KIND_COUNTER = CommandKind(_send_counter, _free_counter, <TimeoutSetter> lcb.lcb_cmdcounter_timeout,
+cdef CommandKind KIND_COUNTER = CommandKind(_send_counter, _free_counter,
+                                            <TimeoutSetter> lcb.lcb_cmdcounter_timeout,
                                             <DurabilitySetter> lcb.lcb_cmdcounter_durability)
 
 
@@ -477,7 +479,8 @@ cdef void _free_unlock(void *cmd) noexcept nogil:
     lcb.lcb_cmdunlock_destroy(<lcb.lcb_CMDUNLOCK *> cmd)
 
 
-cdef CommandKind KIND_UNLOCK = CommandKind(_send_unlock, _free_unlock, <TimeoutSetter> lcb.lcb_cmdunlock_timeout,
+cdef CommandKind KIND_UNLOCK = CommandKind(_send_unlock, _free_unlock,
+                                           <TimeoutSetter> lcb.lcb_cmdunlock_timeout,
                                            NULL)
 
 
@@ -509,7 +512,8 @@ cdef void _free_exists(void *cmd) noexcept nogil:
     lcb.lcb_cmdexists_destroy(<lcb.lcb_CMDEXISTS *> cmd)
 
 
-cdef CommandKind KIND_EXISTS = CommandKind(_send_exists, _free_exists, <TimeoutSetter> lcb.lcb_cmdexists_timeout,
+cdef CommandKind KIND_EXISTS = CommandKind(_send_exists, _free_exists,
+                                           <TimeoutSetter> lcb.lcb_cmdexists_timeout,
                                            NULL)
 
 
@@ -525,7 +529,8 @@ cdef void _free_subdoc(void *cmd) noexcept nogil:
     lcb.lcb_cmdsubdoc_destroy(<lcb.lcb_CMDSUBDOC *> cmd)
 
 
-cdef CommandKind KIND_SUBDOC = CommandKind(_send_subdoc, _free_subdoc, <TimeoutSetter> lcb.lcb_cmdsubdoc_timeout,
+cdef CommandKind KIND_SUBDOC = CommandKind(_send_subdoc, _free_subdoc,
+                                           <TimeoutSetter> lcb.lcb_cmdsubdoc_timeout,
                                            <DurabilitySetter> lcb.lcb_cmdsubdoc_durability)
 
 

@@ -16,10 +16,8 @@ import time
 import urllib.request
 from datetime import timedelta
 
-import couchbase.subdocument as SD
 from couchbase.auth import PasswordAuthenticator
 from couchbase.cluster import Cluster
-from couchbase.durability import DurabilityLevel, ServerDurability
 from couchbase.options import (
     ClusterOptions,
     GetAnyReplicaOptions,
@@ -29,6 +27,8 @@ from couchbase.options import (
 )
 from couchbase.transcoder import RawBinaryTranscoder, RawStringTranscoder
 
+import couchbase.subdocument as SD
+from couchbase.durability import DurabilityLevel, ServerDurability
 from couchbase.exceptions import CouchbaseException
 
 connstr, user, password, phase = sys.argv[1:5]
@@ -60,6 +60,7 @@ elif phase == "features":
         "all_replicas": all_replicas,
         "lookup_in": [looked.content_as[int](0), looked.exists(1), looked.content_as[int](2)],
         "durable_seconds": durable_seconds,
+        "ours_durable": coll.get("ours:durable").content_as[dict],
     }
     print("FEATURES " + json.dumps(out))
 elif phase == "stalled":

@@ -8,7 +8,8 @@ import os
 import pytest
 from sdk_venv import run_sdk
 
-from couchbase import FMT_PLAIN, Couchbase
+import couchbase.subdocument as SD
+from couchbase import FMT_PLAIN, Couchbase, Durability
 from couchbase.mock import MockCluster
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sdk_interop_script.py")
@@ -53,19 +54,27 @@ def test_sdk_replica_reads_subdoc_and_durable_writes_on_our_documents(cluster3):
         cb.set("ours:doc", {"a": 1, "list": [1]})
         cb.set("ours:deleted", 1)
         cb.delete("ours:deleted")
+        # the same calls through this binding, before the SDK changes the document
+        specs = [SD.get("a"), SD.exists("nope"), SD.count("list")]
+        ours = {"exists": [cb.exists(k) for k in ("ours:doc", "ours:deleted", "never:written")],
+                "any_replica": cb.get("ours:doc", replica=True),
+                "all_replicas": sorted([c.value, c.is_replica] for c in cb.get_all_replicas("ours:doc")),
+                "lookup_in": list(cb.lookup_in("ours:doc", specs))}
+        cb.set("ours:durable", {"d": 0}, durability=Durability.MAJORITY)
         cluster3.replication_delay(lag_ms=300)  # a MAJORITY write waits for its replica
         out = run_sdk(SCRIPT, connstr, cluster3.username, cluster3.password, "features")
         got = json.loads(out.split("FEATURES ", 1)[1])
         assert got.pop("durable_seconds") >= 0.3
+        assert got.pop("ours_durable") == {"d": 0}  # our MAJORITY write, read by the SDK
         doc = {"a": 1, "list": [1]}
-        assert got == {"exists": [True, False, False], "any_replica": doc,
-                       "all_replicas": [[doc, False], [doc, True]],  # the active copy and the replica
-                       "lookup_in": [1, False, 1]}
+        assert got == ours == {"exists": [True, False, False], "any_replica": doc,
+                               "all_replicas": [[doc, False], [doc, True]],  # the active copy and the replica
+                               "lookup_in": [1, False, 1]}
         # what the SDK wrote, we read
         assert cb.get("ours:doc") == {"a": 1, "list": [1, 2], "b": 2}
         assert cb.get("sdk:durable") == {"d": 1, "e": 1}
     frames = [(f["opcode"], f["key"], f["level"]) for f in cluster3.durability_frames()["frames"]]
-    assert frames == [(0x01, "sdk:durable", 1), (0xD1, "sdk:durable", 1)]
+    assert frames == [(0x01, "ours:durable", 1), (0x01, "sdk:durable", 1), (0xD1, "sdk:durable", 1)]
 
 
 def test_sdk_replica_read_answers_while_the_active_node_is_stalled(cluster3):
