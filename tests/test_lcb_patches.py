@@ -7,6 +7,7 @@ With the patches, each hostile reply is an error for its key within the
 operation timeout, and the Connection recovers."""
 
 import json
+import struct
 import pathlib
 import subprocess
 import sys
@@ -197,3 +198,67 @@ def test_the_durability_timeout_goes_out_in_network_order():
     assert frames == [(0x01, "durable:default", 1, 2250), (0x01, "durable:10s", 1, 9000),
                       (0x05, "durable:counter", 1, 2250), (0xD1, "durable:default", 1, 2250),
                       (0x04, "durable:10s", 1, 2250)]
+
+
+# Patch 0006: a sub-document reply's entries are walked within its body and stored within
+# the specs sent. Each reply below is what a broken or hostile node might send; unpatched,
+# libcouchbase reads past the network buffer and writes past its result vector (ASan: a
+# heap-buffer-overflow; without it, garbage or a crash).
+SUBDOC_CHILD = textwrap.dedent("""
+    import json, sys, time, urllib.parse, urllib.request
+    import couchbase.subdocument as SD
+    from couchbase import Couchbase
+    from couchbase.exceptions import CouchbaseError
+
+    connstr, op, mangle, url = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+    mangle["body"] = bytes.fromhex(mangle["body"]).hex()
+    cb = Couchbase.connect(bucket="default", password="", connection_string=connstr, timeout=1.0)
+    cb.set({"hostile:sd": {"a": 1, "b": 2}, "hostile:other": {"a": 3}})
+    query = urllib.parse.urlencode(dict(mangle, key="hostile:sd", count=1))
+    urllib.request.urlopen(f"{url}/mock/mangle?{query}", timeout=10).read()
+    try:
+        if op == "lookup":
+            cb.lookup_in("hostile:sd", [SD.get("a"), SD.get("b")])
+        else:
+            cb.mutate_in("hostile:sd", [SD.counter("a", 1), SD.counter("b", 1)])
+        outcome = "no error"
+    except CouchbaseError as e:
+        outcome = type(e).__name__
+    recovered = list(cb.lookup_in("hostile:other", [SD.get("a")])) == [3]
+    cb.close()
+    print(json.dumps({"outcome": outcome, "recovered": recovered}))
+""")
+
+
+def _entry(status, value=b""):
+    return struct.pack(">HI", status, len(value)) + value
+
+
+SUBDOC_CASES = {
+    # lookup: an entry whose value length runs past the body
+    "lookup entry past the body": ("lookup", {"opcode": 0xD0}, _entry(0, b"1")[:-1] + b"\x00\x00\x10\x00x"),
+    # lookup: a 6-byte entry head cut short
+    "lookup entry head cut short": ("lookup", {"opcode": 0xD0}, _entry(0, b"1") + b"\x00\x00\x00"),
+    # lookup: three entries for two specs
+    "lookup more entries than specs": ("lookup", {"opcode": 0xD0}, _entry(0, b"1") * 3),
+    # mutation: a result for spec index 200 of 2
+    "mutation index not sent": ("mutate", {"opcode": 0xD1}, b"\xc8" + struct.pack(">HI", 0, 1) + b"1"),
+    # mutation: a value length past the body
+    "mutation value past the body": ("mutate", {"opcode": 0xD1}, b"\x00" + struct.pack(">HI", 0, 4096) + b"1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SUBDOC_CASES))
+def test_a_hostile_subdoc_reply_is_a_protocol_error(cluster, case):
+    op, fields, body = SUBDOC_CASES[case]
+    mangle = dict(fields, body=body.hex())
+    connstr = f"couchbase://{cluster.host}:{cluster.port}=http/default"
+    url = f"http://{cluster.host}:{cluster.port}"
+    proc = subprocess.run([sys.executable, "-c", SUBDOC_CHILD, connstr, op, json.dumps(mangle), url],
+                          capture_output=True, text=True, timeout=60)
+    cluster.mangle("hostile:sd", count=0)
+    assert proc.returncode == 0, f"the client died ({proc.returncode}): {proc.stderr[-2000:]}"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # a change whose reply cannot be read may have been applied: its outcome is unknown
+    expected = "ProtocolError" if op == "lookup" else "OutcomeUnknownError"
+    assert result == {"outcome": expected, "recovered": True}, result
