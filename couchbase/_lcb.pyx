@@ -1,11 +1,19 @@
 # cython: language_level=3, binding=False, embedsignature=True, embedsignature.format=clinic
-"""The compiled core of couchbase-lcb: a Connection over one libcouchbase instance.
+"""The compiled core of couchbase-lcb: the operation core and its two drivers.
 
-How a call runs: the keys and values are checked and encoded first (bad input
-never reaches the network), every key's command is scheduled between
-lcb_sched_enter/leave, then lcb_wait runs with the GIL released. The response
-callbacks never touch Python: they copy status, CAS, flags and value bytes into
-C slots (_slots.pxi), and Python results are built after the wait returns.
+Every operation is written once, in _Core (_ops.pxi): its keys and values are
+checked and encoded first (bad input never reaches the network) into a call
+(_Slots, _slots.pxi) that carries its command and how its replies become its
+result. Two drivers send calls:
+
+- Connection (here): every key's command is scheduled between
+  lcb_sched_enter/leave, then lcb_wait runs with the GIL released; threads
+  sharing it pipeline their calls (leader/follower). The response callbacks
+  never touch Python: they copy status, CAS, flags and value bytes into C
+  slots, and Python results are built after the wait returns.
+- _AsyncCore (_aio_io.pxi; couchbase.aio.AsyncConnection): libcouchbase runs
+  in the asyncio loop through an IO plugin; the same callbacks fill the same
+  slots, and the reply that completes a call resolves its Future.
 """
 
 cimport cython
