@@ -23,6 +23,7 @@ from cpython.pythread cimport (
     PyThread_release_lock, PyThread_type_lock,
 )
 from cpython.list cimport PyList_GET_ITEM
+from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF, Py_XINCREF
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
@@ -573,6 +574,9 @@ cdef class Connection(_Core):
         state = "closed" if self._instance == NULL else "open"
         return (f"<couchbase.libcouchbase.Connection bucket={self.bucket!r} "
                 f"connection_string={self.connection_string!r} username={self.username!r} {state}>")
+
+
+_own_operations(Connection)
 
 
 def libcouchbase_version():
