@@ -80,8 +80,8 @@ def version_of(py, code):
 
 
 class Worker:
-    def __init__(self, name, python, conn, cpus, cwd, env):
-        cmd = pinned([python, str(BENCH / "_worker.py"), name, json.dumps(conn)], cpus)
+    def __init__(self, name, python, conn, cpus, cwd, env, script="_worker.py"):
+        cmd = pinned([python, str(BENCH / script), name, json.dumps(conn)], cpus)
         self.name = name
         self.proc = subprocess.Popen(
             cmd,
