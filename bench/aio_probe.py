@@ -49,7 +49,7 @@ def async_rows(mock, new_loop, n, rounds):
     try:
         async def connect():
             acb = await AsyncConnection.connect(mock.host, mock.port, password="", bucket="default")
-            await acb._set_unguarded("probe", {"v": 1})
+            await acb.set("probe", {"v": 1})
             return acb
         acb = loop.run_until_complete(connect())
 

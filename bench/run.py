@@ -48,6 +48,7 @@ SIZES = (16, 1024, 102400)
 WORKLOADS = [(op, batch) for batch in (1, 100) for op in ("get", "set")]
 CLIENT_LABELS = {
     "ours": "this binding",
+    "baseline": "this binding, baseline build",
     "pillowfight": "cbc-pillowfight",
     "sdk": "official SDK %s" % peers.version("couchbase"),
     "pylibmc": "pylibmc (memcached)",
@@ -80,8 +81,8 @@ def version_of(py, code):
 
 
 class Worker:
-    def __init__(self, name, python, conn, cpus, cwd, env, script="_worker.py"):
-        cmd = pinned([python, str(BENCH / script), name, json.dumps(conn)], cpus)
+    def __init__(self, name, python, conn, cpus, cwd, env, kind=None, script="_worker.py"):
+        cmd = pinned([python, str(BENCH / script), kind or name, json.dumps(conn)], cpus)
         self.name = name
         self.proc = subprocess.Popen(
             cmd,
@@ -430,6 +431,12 @@ def main(argv=None):
         "'' for libcouchbase's default)",
     )
     ap.add_argument("--pylibmc-binary", action="store_true", help="pylibmc over the binary protocol")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="a directory holding another build's couchbase package (say, before a change): "
+        "measured as client 'baseline' beside this binding, taking turns in the same run",
+    )
     args = ap.parse_args(argv)
 
     duration = args.duration or (0.5 if args.quick else 2.5)
@@ -437,6 +444,8 @@ def main(argv=None):
     warmup = 0.1 if args.quick else 0.3
     sizes = [int(s) for s in args.sizes.split(",") if s]
     clients = [c for c in args.clients.split(",") if c]
+    if args.baseline is not None and "baseline" not in clients:
+        clients.insert(clients.index("ours") + 1 if "ours" in clients else 0, "baseline")
     wl = {"get1": ("get", 1), "set1": ("set", 1), "get100": ("get", 100), "set100": ("set", 100)}
     workloads = [wl[w] for w in args.workloads.split(",") if w]
     rows = [(op, batch, size) for (op, batch) in workloads for size in sizes]
@@ -469,10 +478,16 @@ def main(argv=None):
         )
         for c in clients:
             try:
-                if c == "ours":
+                if c in ("ours", "baseline"):
+                    package = snapshot if c == "ours" else args.baseline.resolve()
+                    if not (package / "couchbase").is_dir():
+                        raise RuntimeError("no couchbase package in %s" % package)
                     conn = {"host": mock.host, "port": mock.port, "bucket": "default", "bucket_password": ""}
-                    env = dict(os.environ, PYTHONPATH=str(snapshot))
-                    workers[c] = Worker(c, ours_py, conn, client_cpu, str(snapshot), env)
+                    env = dict(os.environ, PYTHONPATH=str(package))
+                    workers[c] = Worker(c, ours_py, conn, client_cpu, str(package), env, kind="ours")
+                    if c == "baseline":
+                        # (its git commit is this checkout's: only the module's hash says which build)
+                        versions["baseline build"] = binding_identity(package).split(", ")[-1]
                 elif c == "sdk":
                     py = peers.ensure("couchbase", not args.no_install)
                     versions["couchbase SDK"] = version_of(

@@ -2,9 +2,10 @@
 #
 # _LoopIO is a libcouchbase IO plugin of the event model (v2 get_procs, BSD
 # sockets by lcb_iops_wire_bsd_impl2) whose watches and timers are the loop's
-# own add_reader/add_writer and call_at. _AsyncCore drives an instance with it:
-# no lcb_wait ever runs; libcouchbase is entered only from the loop's thread,
-# with the GIL held, and its callbacks resolve each operation's Future.
+# own add_reader/add_writer and call_at. _AsyncCore, the asyncio driver of the
+# operation core (_ops.pxi), drives an instance with it: no lcb_wait ever
+# runs; libcouchbase is entered only from the loop's thread, with the GIL
+# held, and the reply that completes a call resolves its Future.
 #
 # What keeps the number of loop calls per operation low (each is a few µs):
 # - the reader of a socket stays registered while the socket lives; when it
@@ -338,6 +339,7 @@ cdef void _loop_get_procs(int version, lcb.lcb_loop_procs *loop, lcb.lcb_timer_p
     ev.watch = _event_watch
     model[0] = lcb.LCB_IOMODEL_EVENT
     lcb.lcb_iops_wire_bsd_impl2(bsd, version)
+    lcb.lcbpy_guard_bsd(bsd)  # written requests are never sent twice (couchbase/_wire.h)
     _bsd_close = bsd.close
     bsd.close = _socket_close
 
@@ -457,70 +459,42 @@ cdef enum AioState:
     AIO_CLOSING
     AIO_CLOSED
 
-cdef enum AioKind:
-    AIO_GET
-    AIO_STORE
 
-
-@cython.final
-@cython.freelist(256)
-cdef class _AioOp:
-    """One operation: its Future, and what its command and its reply need.
-    libcouchbase holds a reference from scheduling until its callback."""
-    cdef _AsyncCore core
-    cdef object future
-    cdef object key
-    cdef str op
-    cdef AioKind kind
-    cdef object fmt           # get: the format forced, or None
-    cdef bint quiet
-    cdef bint extended
-    cdef bytes data           # store: the encoded value
-    cdef lcb.lcb_STORE_OPERATION operation
-    cdef StoreSpec store
-    cdef uint8_t datatype
-
-
-cdef class _AsyncCore:
-    """A libcouchbase instance driven by the running asyncio loop (see
-    couchbase.aio.AsyncConnection, the public class)."""
-    cdef lcb.lcb_INSTANCE *_instance
+cdef class _AsyncCore(_Core):
+    """The asyncio driver of the operation core: a libcouchbase instance
+    driven by the running loop (couchbase.aio.AsyncConnection is the public
+    class). Every operation of _Core returns a Future here. A call is queued
+    until the loop iteration's flush (one lcb_sched_enter/leave for all);
+    libcouchbase holds a reference to it from then until its last reply."""
     cdef _LoopIO _io
     cdef object _loop
     cdef object _thread
     cdef AioState _state
-    cdef list _queue          # operations waiting for the next flush
+    cdef list _queue          # calls waiting for the next flush
     cdef bint _flush_scheduled
-    cdef set _in_flight       # operations sent, reply still to come
+    cdef set _in_flight       # calls sent, replies still to come
     cdef object _bootstrapped  # Future of the bootstrap
     cdef object _closed        # Future of close()
-    cdef lcb.lcb_CMDGET *_get_cmd  # reused by every get
     cdef bint _iops_adopted   # libcouchbase owns the plugin's iops (its destructor frees them)
-    cdef int _default_format
-    cdef int _pickles         # PickleMode: what get does with a value stored as a pickle
-    cdef tuple _secrets       # every form of every secret given (redacted from messages)
-    cdef readonly object host
-    cdef readonly object port
-    cdef readonly object bucket
-    cdef readonly object username
-    cdef readonly str connection_string
-    cdef public bint quiet
 
     def __cinit__(self, *args, **kwargs):
         self._queue = []
         self._in_flight = set()
+        self._secrets = ()
 
     def __dealloc__(self):
-        # Never closed. Nothing is in flight (each operation keeps its core
+        # Never closed. Nothing is in flight (each call keeps its connection
         # alive), so a synchronous destroy is safe, unless this runs inside
-        # libcouchbase (the last operation's callback dropped the last
-        # reference): then it destroys itself once that call has returned.
+        # libcouchbase (the last call's callback dropped the last reference):
+        # then it destroys itself once that call has returned.
         if self._instance != NULL:
             lcb.lcb_set_cookie(self._instance, NULL)
             if self._io.depth > 0:
                 lcb.lcb_destroy_async(self._instance, NULL)
+                _orphan_forwards(&self._forwards)  # libcouchbase may still flush them
             else:
                 lcb.lcb_destroy(self._instance)
+                _drop_forwards(&self._forwards)
             self._instance = NULL
         self._release_setup()
 
@@ -531,9 +505,6 @@ cdef class _AsyncCore:
 
     cdef void _release_setup(self) noexcept:
         """Free what the instance used, once it is destroyed (or was never made)."""
-        if self._get_cmd != NULL:
-            lcb.lcb_cmdget_destroy(self._get_cmd)
-            self._get_cmd = NULL
         if self._io is not None and not self._iops_adopted and self._io.iops != NULL:
             # never handed to an instance: libcouchbase will not destroy it
             lcb.lcbpy_loop_iops_free(self._io.iops)
@@ -545,61 +516,27 @@ cdef class _AsyncCore:
         """Create the instance and start its bootstrap; returns the Future of
         the bootstrap. ``options`` come from _connect_options; the connection
         string is options' connstr with numeric addresses only (see couchbase.aio)."""
-        cdef lcb.lcb_CREATEOPTS *createopts = NULL
         cdef lcb.lcb_STATUS rc
+        cdef int off = 0
         if self._state != AIO_NEW:
             raise _exc.ArgumentError("this AsyncConnection was already connected", operation="connect")
         self._loop = loop
         self._thread = _threading.get_ident()
-        self.host = options["host"]
-        self.port = options["port"]
-        self.bucket = options["bucket"]
-        self.username = options["username"]
-        self.quiet = options["quiet"]
-        self._default_format = options["default_format"]
-        self._pickles = options["pickles"]
-        self._secrets = options["secrets"]
-        self.connection_string = options["connection_string"]
-        cdef bytes connstr = connection_string.encode("utf-8")
-        cdef bytes user = self.username.encode("utf-8")
-        cdef bytes pw = (<str> options["password"]).encode("utf-8")
-        cdef bytes bucket = self.bucket.encode("utf-8")
+        self._apply_options(options)
+        self._connstr = connection_string
         self._io = _LoopIO(loop)
-        self._io.secrets = self._secrets
-        _update_log_severity()
-        # the log callback reads the secrets to redact through the logger's
-        # cookie; the plugin keeps them as long as the logger
-        self._setup(lcb.lcb_logger_create(&self._io.logger, <void *> self._io.secrets))
-        self._setup(lcb.lcb_logger_callback(self._io.logger, _on_log))
-        self._setup(lcb.lcb_cmdget_create(&self._get_cmd))
-        self._setup(lcb.lcb_createopts_create(&createopts, lcb.LCB_TYPE_BUCKET))
+        self._io.secrets = self._secrets  # the plugin frees the logger: it keeps what it reads
+        self._new_logger(&self._io.logger)
+        self._io.enter()
         try:
-            self._setup(lcb.lcb_createopts_connstr(createopts, connstr, len(connstr)))
-            self._setup(lcb.lcb_createopts_bucket(createopts, bucket, len(bucket)))
-            self._setup(lcb.lcb_createopts_credentials(createopts, user, len(user), pw, len(pw)))
-            self._setup(lcb.lcb_createopts_io(createopts, self._io.iops))
-            self._setup(lcb.lcb_createopts_logger(createopts, self._io.logger))
-            self._io.enter()
-            rc = lcb.lcb_create(&self._instance, createopts)
-            self._io.leave()
+            self._set_up_instance(self._io.iops, self._io.logger)
         finally:
-            lcb.lcb_createopts_destroy(createopts)
-        # A failed lcb_create destroyed the plugin if it had taken it already.
-        self._iops_adopted = rc == lcb.LCB_SUCCESS or self._io.released
-        if rc != lcb.LCB_SUCCESS:
-            self._instance = NULL
-            self._setup(rc)
+            self._io.leave()
+        self._iops_adopted = True
         self._state = AIO_CONNECTING
         lcb.lcb_set_cookie(self._instance, <void *> self)
-        given = _connstr_options(connection_string)
-        for name, value in options["settings"].items():
-            if name not in given:
-                self._setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
         # whatever the connection string says (sync_dtor=true would spin the loop in close)
-        cdef int off = 0
-        self._setup(lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_SET, lcb.LCB_CNTL_SYNCDESTROY, &off))
-        lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_GET, _aio_on_get)
-        lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_STORE, _aio_on_store)
+        self._check_setup(lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_SET, lcb.LCB_CNTL_SYNCDESTROY, &off))
         lcb.lcb_set_bootstrap_callback(self._instance, _aio_on_bootstrap)
         lcb.lcb_set_destroy_callback(self._instance, _aio_on_destroyed)
         self._bootstrapped = loop.create_future()
@@ -610,20 +547,18 @@ cdef class _AsyncCore:
             self._bootstrapped.set_exception(self._connect_error(rc))
         return self._bootstrapped
 
-    cdef int _setup(self, lcb.lcb_STATUS rc) except -1:
-        if rc != lcb.LCB_SUCCESS:
-            if self._instance != NULL:
-                # not connecting yet, nothing in flight: a synchronous destroy is safe
-                lcb.lcb_set_cookie(self._instance, NULL)
-                lcb.lcb_destroy(self._instance)
-                self._instance = NULL
-            self._state = AIO_CLOSED
-            self._release_setup()
-            raise self._connect_error(rc)
-        return 0
-
-    cdef object _connect_error(self, lcb.lcb_STATUS rc):
-        return _bootstrap_error(rc, self.bucket, self.host, self.port, self.connection_string, self._secrets)
+    cdef void _abandon_setup(self) noexcept:
+        if self._instance != NULL:
+            # not connecting yet, nothing in flight: a synchronous destroy is
+            # safe (and frees the plugin, which the instance adopted)
+            self._iops_adopted = True
+            lcb.lcb_set_cookie(self._instance, NULL)
+            lcb.lcb_destroy(self._instance)
+            self._instance = NULL
+        elif self._io is not None and self._io.released:
+            self._iops_adopted = True  # a failed lcb_create destroyed it already
+        self._state = AIO_CLOSED
+        self._release_setup()
 
     cdef int _bootstrap_done(self, lcb.lcb_STATUS rc) except -1:
         if self._state == AIO_CONNECTING and rc == lcb.LCB_SUCCESS:
@@ -636,11 +571,6 @@ cdef class _AsyncCore:
         return 0
 
     # -- using it from its loop only ------------------------------------------------
-
-    cdef int _check_usable(self, str op) except -1:
-        if _get_running_loop() is not self._loop or self._state != AIO_OPEN:
-            self._refuse(op)
-        return 0
 
     cdef int _refuse(self, str op) except -1:
         running = _get_running_loop()
@@ -662,133 +592,87 @@ cdef class _AsyncCore:
         raise _exc.ConnectError("the connection is still connecting; await connect() first",
                                 operation=op)
 
-    # -- operations -------------------------------------------------------------
+    # -- running calls ------------------------------------------------------------------
 
-    cdef _AioOp _new_op(self, str op, object key, AioKind kind):
-        cdef Py_ssize_t n
-        self._check_usable(op)
-        key = _exact_key(key, op)
-        _key_ptr(key, &n, op)  # a bad key raises here, before anything is queued
-        cdef _AioOp o = _AioOp.__new__(_AioOp)
-        o.core = self
-        o.key = key
-        o.op = op
-        o.kind = kind
-        o.future = self._loop.create_future()
-        return o
-
-    cdef object _submit(self, _AioOp o):
-        self._queue.append(o)
+    cdef object _execute(self, _Slots call):
+        """Queue the call for this loop iteration's flush; its Future."""
+        cdef Py_ssize_t i
+        if _get_running_loop() is not self._loop or self._state != AIO_OPEN:
+            self._refuse(call.op)
+        future = self._loop.create_future()
+        if call.unanswered == 0:  # no keys: nothing to send
+            future.set_result(call.result())
+            return future
+        call.future = future
+        call.core = self
+        for i in range(call.n):
+            call.slots[i].aio = <void *> call
+        self._queue.append(call)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._io.loop_calls += 1
             self._loop.call_soon(self._flush)
-        return o.future
-
-    def get(self, key, extended=False, format=None, quiet=None):
-        """Get one key's value; returns a Future of what Connection.get returns
-        (the value, or ``Result(value, flags, cas)`` with ``extended``).
-        A missing key: NotFoundError, or None with ``quiet``."""
-        if format is not None:
-            _check_format(format, "get")
-        cdef _AioOp o = self._new_op("get", key, AIO_GET)
-        o.fmt = format
-        o.extended = bool(extended)
-        o.quiet = self.quiet if quiet is None else bool(quiet)
-        return self._submit(o)
-
-    def _set_unguarded(self, key, value, cas=0, ttl=0, format=None):
-        """Store a value under one key; returns a Future of the new CAS.
-        Same conventions as Connection.set.
-
-        Not public yet: this driver does not yet stop libcouchbase from
-        replaying a store whose connection failed after it was written (the
-        exactly-once rule Connection keeps, couchbase/_wire.h); stores become
-        public once they run on the operation core both drivers share. The
-        tests use it to put documents in place."""
-        cdef int fmt = self._default_format if format is None else _check_format(format, "set")
-        cdef uint64_t cas_value = _check_cas(cas, "set", key)
-        cdef uint32_t expiry = _check_ttl(ttl, "set", key)
-        cdef _AioOp o = self._new_op("set", key, AIO_STORE)
-        o.data = _encode(value, fmt, "set", key)
-        # a CAS-checked set is a replace on the wire (see Connection._store)
-        o.operation = lcb.LCB_STORE_REPLACE if cas_value else lcb.LCB_STORE_UPSERT
-        o.store.flags = <uint32_t> fmt
-        o.store.expiry = expiry
-        o.store.cas = cas_value
-        o.datatype = DATATYPE_JSON if fmt == _FMT_JSON else 0
-        return self._submit(o)
+        return future
 
     def _flush(self):
-        """Schedule every operation queued since the last flush, in one
+        """Schedule every call queued since the last flush, in one
         lcb_sched_enter/leave (one write per socket)."""
-        cdef _AioOp o
-        cdef lcb.lcb_STATUS rc
+        cdef _Slots call
         self._flush_scheduled = False
         batch, self._queue = self._queue, []
         if self._instance == NULL or self._state != AIO_OPEN:
-            for o in batch:
-                self._fail_unsent(o)
+            for call in batch:
+                self._fail_unsent(call)
             return
         self._io.enter()
         lcb.lcb_sched_enter(self._instance)
         try:
-            for o in batch:
-                if o.future.done():
-                    continue  # cancelled before it was sent: never sent
-                # in flight from here: the callback may come before lcb_get returns
-                Py_INCREF(o)  # libcouchbase's reference, dropped by the callback
-                self._in_flight.add(o)
-                try:
-                    rc = self._schedule(o)
-                except BaseException as e:  # (MemoryError) this operation fails, not the batch
-                    rc = NO_REPLY
-                    error = e
-                else:
-                    error = None
-                if rc != lcb.LCB_SUCCESS:  # never sent: no callback will come
-                    self._in_flight.discard(o)
-                    Py_DECREF(o)
-                    if error is None:
-                        error = _exc.exception_for_status(rc, key=o.key, operation=o.op)
-                    o.future.set_exception(error)
+            for call in batch:
+                if call.future.done():  # cancelled before it was sent: never sent
+                    call.future = call.core = None
+                    continue
+                # in flight from here: a callback may come before scheduling returns
+                Py_INCREF(call)  # libcouchbase's reference, dropped by _complete
+                call.in_flight = True
+                self._in_flight.add(call)
+                _schedule_call(self._instance, call, &self._forwards)
+                if call.in_flight and call.unanswered == 0:  # every key refused: no reply comes
+                    self._complete(call)
         finally:
             lcb.lcb_sched_leave(self._instance)
             self._io.leave()
 
-    cdef lcb.lcb_STATUS _schedule(self, _AioOp o) except? -2:
-        cdef Py_ssize_t nkey
-        cdef const char *key = _key_ptr(o.key, &nkey, o.op)
-        cdef lcb.lcb_CMDSTORE *cmd = NULL
-        cdef lcb.lcb_STATUS rc
-        if o.kind == AIO_GET:
-            lcb.lcb_cmdget_key(self._get_cmd, key, nkey)
-            return lcb.lcb_get(self._instance, <void *> o, self._get_cmd)
-        rc = _store_command(&cmd, o.operation, &o.store, o.datatype)
-        if rc == lcb.LCB_SUCCESS:
-            lcb.lcb_cmdstore_key(cmd, key, nkey)
-            lcb.lcb_cmdstore_value(cmd, PyBytes_AS_STRING(o.data), <size_t> PyBytes_GET_SIZE(o.data))
-            rc = lcb.lcb_store(self._instance, <void *> o, cmd)
-        if cmd != NULL:
-            lcb.lcb_cmdstore_destroy(cmd)
-        return rc
-
-    cdef void _fail_unsent(self, _AioOp o) noexcept:
-        if not o.future.done():
-            o.future.set_exception(_exc.ConnectError(
-                "the connection was closed before the operation was sent; nothing was changed",
-                key=o.key, operation=o.op))
-
-    cdef int _answered(self, _AioOp o, object result, object error) except -1:
-        self._in_flight.discard(o)
-        if not o.future.done():  # else cancelled, or failed by close()
-            if error is not None:
-                o.future.set_exception(error)
-            else:
-                o.future.set_result(result)
+    cdef int _complete(self, _Slots call) except -1:
+        """A call has all its replies: resolve its Future (unless cancelled,
+        or failed by close) and drop libcouchbase's reference."""
+        future = call.future
+        call.in_flight = False
+        call.future = call.core = None
+        self._in_flight.discard(call)
+        try:
+            if not future.done():
+                try:
+                    result = call.result()
+                except BaseException as e:
+                    future.set_exception(e)
+                else:
+                    future.set_result(result)
+        finally:
+            Py_DECREF(call)
         if self._state == AIO_CLOSING and not self._in_flight:
             self._destroy()
         return 0
+
+    cdef void _fail_unsent(self, _Slots call) noexcept:
+        future = call.future
+        call.future = call.core = None
+        try:
+            if future is not None and not future.done():
+                future.set_exception(_exc.ConnectError(
+                    "the connection was closed before the operation was sent; nothing was changed",
+                    key=None if call.multi else call.keys[0], operation=call.op))
+        except BaseException as e:
+            self._io.failed(e)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -796,8 +680,9 @@ cdef class _AsyncCore:
         """Close the connection; returns a Future done once libcouchbase has
         released everything. Operations still queued fail with ConnectError,
         those in flight with RequestCanceledError (whether they were applied
-        is unknown); libcouchbase is destroyed once it answered them all."""
-        cdef _AioOp o
+        is unknown); libcouchbase is destroyed once it answered them all.
+        Idempotent: a second close returns the same Future."""
+        cdef _Slots call
         if self._state == AIO_NEW:
             raise _exc.ConnectError("this AsyncConnection was never connected", operation="close")
         if _get_running_loop() is not self._loop:
@@ -810,13 +695,14 @@ cdef class _AsyncCore:
             self._bootstrapped.set_exception(_exc.ConnectError(
                 "the connection was closed while connecting", operation="connect"))
         batch, self._queue = self._queue, []
-        for o in batch:
-            self._fail_unsent(o)
-        for o in self._in_flight:
-            if not o.future.done():
-                o.future.set_exception(_exc.RequestCanceledError(
+        for call in batch:
+            self._fail_unsent(call)
+        for call in self._in_flight:
+            if call.future is not None and not call.future.done():
+                call.future.set_exception(_exc.RequestCanceledError(
                     "the connection was closed while the operation was in flight; "
-                    "whether it was applied is unknown", key=o.key, operation=o.op))
+                    "whether it was applied is unknown", key=None if call.multi else call.keys[0],
+                    operation=call.op))
         if not self._in_flight:
             self._destroy()
         return self._closed
@@ -834,6 +720,7 @@ cdef class _AsyncCore:
 
     cdef void _destroyed(self) noexcept:
         self._state = AIO_CLOSED
+        _drop_forwards(&self._forwards)
         self._release_setup()
         if self._closed is not None and not self._closed.done():
             error = self._io.error if self._io is not None else None
@@ -853,9 +740,13 @@ cdef class _AsyncCore:
         return self._io.loop_calls if self._io is not None else 0
 
     @property
-    def default_format(self):
-        """The format used when a call names none: FMT_JSON, FMT_PICKLE or FMT_PLAIN."""
-        return self._default_format
+    def _replays_stopped(self):
+        """How many requests libcouchbase tried to send a second time after
+        they were written and never answered, and the IO plugin stopped (see
+        couchbase/_wire.h): for tests."""
+        if self._io is None or self._io.iops == NULL:
+            return 0
+        return (<lcb.lcbpy_IO *> self._io.iops).replays_stopped
 
     def __repr__(self):
         state = ("new", "connecting", "open", "closing", "closed")[<int> self._state]
@@ -863,61 +754,16 @@ cdef class _AsyncCore:
                 f"connection_string={self.connection_string!r} username={self.username!r} {state}>")
 
 
-cdef inline _AioOp _aio_op(const void *cookie):
-    return <_AioOp> cookie
-
-
-cdef void _aio_on_get(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept with gil:
-    cdef const lcb.lcb_RESPGET *resp = <const lcb.lcb_RESPGET *> rb
-    cdef void *cookie = NULL
-    cdef Slot slot
-    cdef size_t nvalue = 0
-    cdef const char *value = NULL
-    lcb.lcb_respget_cookie(resp, &cookie)
-    if cookie == NULL:
+cdef void _aio_call_answered(void *cookie) noexcept with gil:
+    """The last reply of a call the asyncio driver sent (from _answered)."""
+    cdef _Slots call = <_Slots> cookie
+    if not call.in_flight:
         return
-    cdef _AioOp o = _aio_op(cookie)
-    Py_DECREF(o)  # libcouchbase's reference; `o` holds one of its own
-    memset(&slot, 0, sizeof(slot))
-    slot.rc = lcb.lcb_respget_status(resp)
-    lcb.lcb_respget_cas(resp, &slot.cas)
-    lcb.lcb_respget_flags(resp, &slot.flags)
-    if slot.rc == lcb.LCB_SUCCESS:
-        lcb.lcb_respget_value(resp, &value, &nvalue)
-        slot.value = <char *> value  # read in place: decoded before libcouchbase reuses it
-        slot.nvalue = nvalue
-    result = error = None
+    cdef _AsyncCore core = <_AsyncCore> call.core
     try:
-        try:
-            result = _reply(&slot, o.key, o.op, REPLY_VALUE, o.quiet, o.extended, o.fmt, o.core._pickles)
-        except BaseException as e:
-            error = e
-        o.core._answered(o, result, error)
+        core._complete(call)
     except BaseException as e:
-        o.core._io.failed(e)
-
-
-cdef void _aio_on_store(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept with gil:
-    cdef const lcb.lcb_RESPSTORE *resp = <const lcb.lcb_RESPSTORE *> rb
-    cdef void *cookie = NULL
-    cdef Slot slot
-    lcb.lcb_respstore_cookie(resp, &cookie)
-    if cookie == NULL:
-        return
-    cdef _AioOp o = _aio_op(cookie)
-    Py_DECREF(o)
-    memset(&slot, 0, sizeof(slot))
-    slot.rc = lcb.lcb_respstore_status(resp)
-    lcb.lcb_respstore_cas(resp, &slot.cas)
-    result = error = None
-    try:
-        try:
-            result = _reply(&slot, o.key, o.op, REPLY_CAS, False, False, None, o.core._pickles)
-        except BaseException as e:
-            error = e
-        o.core._answered(o, result, error)
-    except BaseException as e:
-        o.core._io.failed(e)
+        core._io.failed(e)
 
 
 cdef void _aio_on_bootstrap(lcb.lcb_INSTANCE *instance, lcb.lcb_STATUS err) noexcept with gil:

@@ -131,6 +131,23 @@ cdef void _drop_forwards(Forward **head) noexcept:
         _unlink_and_free(fwd)
 
 
+# Forwards whose connection went away while libcouchbase may still flush them
+# (an AsyncConnection freed inside one of its own callbacks destroys its
+# instance later): freed by their flush callback, or never.
+cdef Forward *_orphans = NULL
+
+
+cdef void _orphan_forwards(Forward **head) noexcept:
+    """Move a connection's Forwards to _orphans (its list head goes away)."""
+    cdef Forward *fwd
+    while head[0] != NULL:
+        fwd = head[0]
+        head[0] = fwd.next
+        if fwd.next != NULL:
+            fwd.next.pprev = head
+        _link(fwd, &_orphans)
+
+
 # memcached binary protocol
 cdef uint8_t REQUEST_MAGIC = 0x80
 cdef uint8_t RESPONSE_MAGIC = 0x81

@@ -545,6 +545,7 @@ cdef extern from "_aio_io.h" nogil:
                                      void (*destructor)(lcb_io_opt_t io) noexcept)
     void *lcbpy_loop_iops_cookie(lcb_io_opt_t io)
     void lcbpy_loop_iops_free(lcb_io_opt_t io)
+    void lcbpy_guard_bsd(lcb_bsd_procs *bsd)
 
 
 cdef extern from "libcouchbase/couchbase.h" nogil:

@@ -50,6 +50,7 @@ include "_values.pxi"
 include "_slots.pxi"
 include "_forward.pxi"
 include "_logging.pxi"
+include "_ops.pxi"
 
 
 # Bumped in every child that os.fork() makes (multiprocessing's fork start
@@ -72,66 +73,6 @@ cdef int _check_rc(lcb.lcb_STATUS rc, str op, object key=None) except -1:
     if rc != lcb.LCB_SUCCESS:
         raise _exc.exception_for_status(rc, key=key, operation=op)
     return 0
-
-
-# What a successful reply turns into, per kind of operation.
-cdef enum Reply:
-    REPLY_CAS        # mutations: the new CAS
-    REPLY_TRUE       # delete/touch/unlock: True (False: missing, quiet)
-    REPLY_COUNTER    # incr/decr: the new value (a Result when extended)
-    REPLY_VALUE      # get/lock: the decoded value (a Result when extended)
-
-
-cdef object _reply(Slot *slot, object key, str op, Reply kind, bint quiet, bint extended, object fmt,
-                   int pickles):
-    """One key's result, or its exception raised."""
-    cdef lcb.lcb_STATUS rc = slot.rc
-    if rc == lcb.LCB_SUCCESS:
-        if kind == REPLY_VALUE:
-            value = _decode(slot, fmt, key, op, pickles)
-            return Result(value, slot.flags, slot.cas) if extended else value
-        if kind == REPLY_CAS:
-            return slot.cas
-        if kind == REPLY_COUNTER:
-            return Result(slot.counter, 0, slot.cas) if extended else slot.counter
-        return True
-    if rc == lcb.LCB_ERR_DOCUMENT_NOT_FOUND and quiet:
-        if kind == REPLY_VALUE:
-            return Result(None, 0, 0) if extended else None
-        return False
-    if slot.outcome_unknown:
-        raise _exc.OutcomeUnknownError(
-            "the connection failed before the reply came: the change may have been applied (once), "
-            "it was not sent again; read the key back before repeating it",
-            error=rc, key=key, operation=op)
-    if rc == NO_REPLY:
-        raise _exc.ClientTemporaryFailError("no reply was received for the key", key=key, operation=op)
-    raise _exc.exception_for_status(rc, key=key, operation=op, cas=slot.cas)
-
-
-cdef object _collect(_Slots slots, str op, Reply kind, bint multi, bint quiet=False,
-                     bint extended=False, object fmt=None, bint as_list=False, int pickles=PICKLE_LOAD):
-    """The Python results of a call: one value, or per key a dict (a list for
-    a plain multi-get). Every key is looked at first; then the first failure
-    is raised with all per-key results (values and exceptions) attached."""
-    cdef Py_ssize_t i
-    cdef list keys = slots.keys
-    if not multi:
-        return _reply(&slots.slots[0], keys[0], op, kind, quiet, extended, fmt, pickles)
-    cdef list values = []
-    first_error = None
-    for i in range(slots.n):
-        try:
-            value = _reply(&slots.slots[i], keys[i], op, kind, quiet, extended, fmt, pickles)
-        except _exc.CouchbaseError as e:
-            if first_error is None:
-                first_error = e
-            value = e
-        values.append(value)
-    if first_error is not None:
-        first_error.all_results = dict(zip(keys, values))
-        raise first_error
-    return values if as_list else dict(zip(keys, values))
 
 
 cdef str _host_for_connstr(str host):
@@ -215,7 +156,7 @@ cdef uint32_t _check_timeout(str name, object value) except 0:
 # The docstring opens with the constructor's signature in Argument Clinic form,
 # which inspect.signature reads (tests/test_typing.py holds it to the stub).
 @cython.final
-cdef class Connection:
+cdef class Connection(_Core):
     """Connection(host='localhost', port=8091, username=None, password=None, bucket=None,
     quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0, default_format=0,
     enable_tracing=False, enable_operation_metrics=False, unpickle=True)
@@ -288,34 +229,17 @@ cdef class Connection:
     the Connection.
     """
 
-    cdef lcb.lcb_INSTANCE *_instance
     cdef lcb.lcb_io_opt_t _io
     cdef lcb.lcb_LOGGER *_lcb_logger
     cdef PyThread_type_lock _lock
-    cdef int _default_format
     cdef list _pending    # calls queued by threads, not yet scheduled (see _run)
     cdef list _in_flight  # calls scheduled, some replies still to come
     cdef lcb.lcbpy_WAKER _waker  # breaks the leader's wait when a call is queued
     cdef object _wake_in, _wake_out  # the waker's socket pair (None: no waker)
     cdef bint _loop_running  # the leader waits in the event loop (GIL released)
     cdef bint _loop_woken    # ... and has already been sent a wake-up byte
-    cdef bint _forward_large  # large stores skip libcouchbase's copies (_forward.pxi)
-    cdef bint _forward_gets   # plain gets skip libcouchbase's command layer (_forward.pxi)
-    cdef Forward *_forwards   # large stores' packets not yet freed (_forward.pxi)
     cdef int _generation  # the _process_generation the instance was opened in
-    # what reopening in a forked child takes; never shown (see _follow_fork)
-    cdef str _password
-    cdef dict _settings
     cdef str _closed_reason  # why the connection is closed, if not by close()
-    cdef readonly object host
-    cdef readonly object port
-    cdef readonly object bucket
-    cdef readonly object username
-    cdef readonly str connection_string  # redacted: no password
-    cdef str _connstr  # what libcouchbase is given
-    cdef tuple _secrets  # secret_forms of every password given; never changed once set
-    cdef int _pickles  # PickleMode: what get does with a value stored as a pickle
-    cdef public bint quiet
 
     def __cinit__(self, *args, **kwargs):
         self._instance = NULL
@@ -341,74 +265,20 @@ cdef class Connection:
                                    connect_timeout=connect_timeout, default_format=default_format,
                                    enable_tracing=enable_tracing,
                                    enable_operation_metrics=enable_operation_metrics, unpickle=unpickle)
-        self._default_format = options["default_format"]
-        self._pickles = options["pickles"]
-        self.quiet = options["quiet"]
-        self._secrets = options["secrets"]
-        self.bucket = options["bucket"]
-        self.username = options["username"]
-        self.host = options["host"]
-        self.port = options["port"]
-        self._connstr = options["connstr"]
-        self.connection_string = options["connection_string"]
-        self._password = options["password"]
-        self._settings = options["settings"]
+        self._apply_options(options)
         self._open()
 
     cdef _open(self):
-        cdef lcb.lcb_CREATEOPTS *options = NULL
         cdef lcb.lcb_STATUS rc
-        cdef bytes connstr = self._connstr.encode("utf-8")
-        cdef bytes user = self.username.encode("utf-8")
-        cdef bytes pw = self._password.encode("utf-8")
-        cdef bytes bucket = self.bucket.encode("utf-8")
-
         self._generation = _process_generation
-
-        _libcouchbase_fixes.require(libcouchbase_changeset(), libcouchbase_version()[0])
-        _update_log_severity()
-        # the log callback reads the secrets to redact through the logger's cookie
-        self._check_setup(lcb.lcb_logger_create(&self._lcb_logger, <void *> self._secrets))
-        self._check_setup(lcb.lcb_logger_callback(self._lcb_logger, _on_log))
+        self._new_logger(&self._lcb_logger)
         # The select loop costs least for a blocking client; a libevent plugin,
         # if installed, would otherwise become libcouchbase's default. Its
         # writes are guarded against replays (couchbase/_wire.h).
         self._check_setup(lcb.lcbpy_create_io(&self._io))
         lcb.lcbpy_track_sockets(self._io)  # a forked child closes what it inherited
-        self._check_setup(lcb.lcb_createopts_create(&options, lcb.LCB_TYPE_BUCKET))
-        try:
-            self._check_setup(lcb.lcb_createopts_connstr(options, connstr, len(connstr)))
-            self._check_setup(lcb.lcb_createopts_bucket(options, bucket, len(bucket)))
-            self._check_setup(lcb.lcb_createopts_credentials(options, user, len(user), pw, len(pw)))
-            self._check_setup(lcb.lcb_createopts_io(options, self._io))
-            self._check_setup(lcb.lcb_createopts_logger(options, self._lcb_logger))
-            rc = lcb.lcb_create(&self._instance, options)
-        finally:
-            lcb.lcb_createopts_destroy(options)
-        if rc != lcb.LCB_SUCCESS:
-            self._instance = NULL
-            self._release()
-            raise self._connect_error(rc)
-
-        given = _connstr_options(self._connstr)
-        for name, value in self._settings.items():
-            if name not in given:
-                self._check_setup(lcb.lcb_cntl_string(self._instance, name.encode(), value.encode()))
-
-        # never replay a request that may have been applied (_may_be_applied, _slots.pxi)
-        self._check_setup(lcb.lcb_retry_strategy(self._instance, _retry_strategy))
-        self._forward_large, self._forward_gets = self._may_forward()
+        self._set_up_instance(self._io, self._lcb_logger)
         self._start_waker()
-        lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_GET, _on_get)
-        lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_STORE, _on_store)
-        lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_REMOVE, _on_remove)
-        lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_COUNTER, _on_counter)
-        lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_TOUCH, _on_touch)
-        lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_UNLOCK, _on_unlock)
-        lcb.lcb_install_callback(self._instance, lcb.LCB_CALLBACK_STATS, <lcb.lcb_RESPCALLBACK> _on_stats)
-        lcb.lcb_set_pktfwd_callback(self._instance, _on_forwarded)
-        lcb.lcb_set_pktflushed_callback(self._instance, _on_forward_flushed)
-
         rc = lcb.lcb_connect(self._instance)
         if rc == lcb.LCB_SUCCESS:
             with nogil:
@@ -418,37 +288,8 @@ cdef class Connection:
             self._release()
             raise self._connect_error(rc)
 
-    cdef tuple _may_forward(self):
-        """Whether large stores, and plain gets, may go out as packets built
-        here (see _forward.pxi): only without collections (no collection ID
-        in the key), without tracing or operation metrics (libcouchbase times
-        only its own commands), where libcouchbase would send the same bytes
-        (large stores: nothing compressed going out) and replies come
-        uncompressed (gets: no compression negotiated)."""
-        cdef int compression = self._setting(lcb.LCB_CNTL_COMPRESSION_OPTS)
-        if (self._setting(lcb.LCB_CNTL_ENABLE_COLLECTIONS) != 0 or compression < 0
-                or self._setting(lcb.LCB_CNTL_ENABLE_TRACING) != 0
-                or self._setting(lcb.LCB_CNTL_ENABLE_OP_METRICS) != 0):
-            return False, False
-        return not (compression & lcb.LCB_COMPRESS_OUT), compression == 0
-
-    cdef int _setting(self, int cntl) noexcept:
-        """An int setting of the instance, -1 if it cannot be read."""
-        cdef int value = 0
-        if lcb.lcb_cntl(self._instance, lcb.LCB_CNTL_GET, cntl, &value) != lcb.LCB_SUCCESS:
-            return -1
-        return value
-
-    cdef int _check_setup(self, lcb.lcb_STATUS rc) except -1:
-        if rc != lcb.LCB_SUCCESS:
-            self._release()
-            raise self._connect_error(rc)
-        return 0
-
-    cdef object _connect_error(self, lcb.lcb_STATUS rc):
-        """Bootstrap failures, in the classes the 0.9 client raised."""
-        return _bootstrap_error(rc, self.bucket, self.host, self.port, self.connection_string,
-                                self._secrets)
+    cdef void _abandon_setup(self) noexcept:
+        self._release()
 
     cdef int _start_waker(self) except -1:
         """Watch one end of a socket pair in the instance's event loop (see
@@ -606,12 +447,16 @@ cdef class Connection:
         self._waker.event = NULL
         self._close_waker_sockets()  # this process's descriptors only: the parent keeps its own
 
-    cdef int _run(self, Command *cmd, _Slots call, str op) except -1:
-        """Have cmd sent once per slot of call, and every reply received."""
+    cdef object _execute(self, _Slots call):
+        """The sync driver: send the call, wait for its replies, return its result."""
+        self._run(call)
+        return call.result()
+
+    cdef int _run(self, _Slots call) except -1:
+        """Have the call's command sent once per slot, and every reply received."""
+        cdef str op = call.op
         if self._generation != _process_generation:
             self._follow_fork(op)
-        call.cmd = <void *> cmd
-        call.kind = _command_kind(cmd)
         self._pending.append(call)
         if self._loop_running and not self._loop_woken and self._wake_out is not None:
             self._loop_woken = True
@@ -709,21 +554,6 @@ cdef class Connection:
         """True once close() was called."""
         return self._instance == NULL
 
-    @property
-    def unpickle(self):
-        """What reading does with a pickled value: True (unpickle), False
-        (raise ValueFormatError) or 'bytes' (return the pickled bytes)."""
-        return {PICKLE_LOAD: True, PICKLE_REFUSE: False, PICKLE_BYTES: "bytes"}[self._pickles]
-
-    @property
-    def default_format(self):
-        """The format used when a call names none: FMT_JSON, FMT_PICKLE or FMT_PLAIN."""
-        return self._default_format
-
-    @default_format.setter
-    def default_format(self, value):
-        self._default_format = _check_format(value, "default_format")
-
     def __enter__(self):
         return self
 
@@ -735,341 +565,6 @@ cdef class Connection:
         state = "closed" if self._instance == NULL else "open"
         return (f"<couchbase.libcouchbase.Connection bucket={self.bucket!r} "
                 f"connection_string={self.connection_string!r} username={self.username!r} {state}>")
-
-    # -- get / lock ------------------------------------------------------------
-
-    def get(self, keys, extended=False, format=None, quiet=None, ttl=None):
-        """Obtain the value(s) stored under one or several keys.
-
-        ``get('k')`` returns the value; ``get(['a', 'b'])`` a list of values in
-        the order asked. With ``extended=True`` a single get returns a
-        ``Result(value, flags, cas)`` and a multi-get a dict key -> Result.
-        ``format`` forces the decoder (FMT_PLAIN returns the raw bytes).
-        ``quiet`` (default: the connection's) returns None (or
-        ``Result(None, 0, 0)``) for a missing key instead of raising
-        NotFoundError. ``ttl`` also sets a new expiry (get-and-touch).
-
-        Example::
-
-            value = cb.get('key')
-            value, flags, cas = cb.get('key', extended=True)
-        """
-        if format is not None:
-            format = _check_format(format, "get")
-        cdef bint extended_result = _check_flag(extended, "extended", "get")
-        cdef bint quiet_miss = self.quiet if quiet is None else _check_flag(quiet, "quiet", "get")
-        cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _new_slots(_key_list(keys, "get") if multi else [keys], "get")
-        if ttl is None:
-            self._get(slots, "get", False, 0, 0)
-        else:
-            self._get(slots, "get", True, _check_ttl(ttl, "get"), 0)
-        return _collect(slots, "get", REPLY_VALUE, multi, quiet_miss, extended_result, format,
-                        not extended_result, self._pickles)
-
-    def lock(self, keys, ttl):
-        """Get and lock one or several keys for ``ttl`` seconds (1 to 30).
-
-        Returns ``Result(value, flags, cas)`` (a dict key -> Result for a list
-        of keys); the CAS is what :meth:`unlock` or a CAS-checked mutation needs
-        while the lock holds. Other mutations fail with a locked error until
-        then.
-
-        Example::
-
-            result = cb.lock('key', ttl=10)
-            cb.unlock('key', result.cas)
-        """
-        cdef uint32_t lock_time = _check_ttl(ttl, "lock")
-        if lock_time == 0 or lock_time > 30:
-            raise _exc.ArgumentError(f"ttl must be from 1 to 30 seconds, not {ttl!r}", operation="lock")
-        cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _new_slots(_key_list(keys, "lock") if multi else [keys], "lock")
-        self._get(slots, "lock", False, 0, lock_time)
-        return _collect(slots, "lock", REPLY_VALUE, multi, False, True, None, False, self._pickles)
-
-    cdef int _get(self, _Slots slots, str op, bint touch, uint32_t expiry, uint32_t lock_time) except -1:
-        slots.forward_get = self._forward_gets and not touch and not lock_time
-        if not lock_time:  # a lock's replay would find the key locked
-            slots.set_replay_safe()
-        cdef lcb.lcb_CMDGET *cmd = NULL
-        _check_rc(lcb.lcb_cmdget_create(&cmd), op)
-        try:
-            if touch:
-                _check_rc(lcb.lcb_cmdget_expiry(cmd, expiry), op)
-            if lock_time:
-                _check_rc(lcb.lcb_cmdget_locktime(cmd, lock_time), op)
-            self._run(cmd, slots, op)
-        finally:
-            _destroy(cmd)
-        return 0
-
-    # -- set / add / replace / append / prepend --------------------------------
-
-    def set(self, key, value=None, cas=0, ttl=0, format=None):
-        """Unconditionally store a value (or a dict of key -> value).
-
-        Returns the new CAS (int), or a dict key -> CAS for a multi-set.
-        ``cas`` makes the store conditional on the document's current CAS
-        (KeyExistsError if it changed; not allowed with a dict). ``ttl`` is in
-        seconds (over 30 days: an absolute Unix time). ``format`` overrides
-        ``default_format``.
-
-        Example::
-
-            cb.set('key', 'value')
-            cb.set({'foo': 'bar', 'baz': 'value'})
-        """
-        return self._store(lcb.LCB_STORE_UPSERT, "set", key, value, cas, ttl, format)
-
-    def add(self, key, value=None, ttl=0, format=None):
-        """Store a value only if the key does not exist yet (KeyExistsError
-        otherwise). Same conventions as :meth:`set`."""
-        return self._store(lcb.LCB_STORE_INSERT, "add", key, value, 0, ttl, format)
-
-    def replace(self, key, value=None, cas=0, ttl=0, format=None):
-        """Store a value only if the key already exists (NotFoundError
-        otherwise). Same conventions as :meth:`set`."""
-        return self._store(lcb.LCB_STORE_REPLACE, "replace", key, value, cas, ttl, format)
-
-    def append(self, key, value=None, cas=0, ttl=0):
-        """Append bytes to an existing value (NotStoredError if the key does not
-        exist). The format is always FMT_PLAIN; a dict appends to several keys."""
-        return self._store(lcb.LCB_STORE_APPEND, "append", key, value, cas, ttl, FMT_PLAIN)
-
-    def prepend(self, key, value=None, cas=0, ttl=0):
-        """Prepend bytes to an existing value. Same conventions as :meth:`append`."""
-        return self._store(lcb.LCB_STORE_PREPEND, "prepend", key, value, cas, ttl, FMT_PLAIN)
-
-    cdef object _store(self, lcb.lcb_STORE_OPERATION operation, str op, object key, object value,
-                       object cas, object ttl, object format):
-        cdef int fmt = self._default_format if format is None else _check_format(format, op)
-        cdef bint multi = isinstance(key, dict)
-        cdef uint64_t cas_value = _check_cas(cas, op, None if multi else key)
-        cdef uint32_t expiry = _check_ttl(ttl, op, None if multi else key)
-        cdef list items
-        if multi:
-            if cas_value:
-                raise _exc.ArgumentError("a CAS cannot be given with a dict of several keys", operation=op)
-            if value is not None:
-                raise _exc.ArgumentError("with a dict of key -> value, give no separate value", operation=op)
-            items = _dict_items(key, op)
-        else:
-            items = [(key, value)]
-        cdef _Slots slots = _new_slots([k for k, _ in items], op)
-        # every value is encoded before anything is sent
-        slots.set_data([_encode(v, fmt, op, k) for k, v in items])
-        if cas_value and operation == lcb.LCB_STORE_UPSERT:
-            # libcouchbase refuses a CAS on an upsert; a CAS-checked set is a
-            # replace on the wire (the key must exist for its CAS to match).
-            operation = lcb.LCB_STORE_REPLACE
-        cdef bint concat = operation == lcb.LCB_STORE_APPEND or operation == lcb.LCB_STORE_PREPEND
-        if concat and expiry:
-            raise _exc.ArgumentError(f"{op} cannot change the expiry (the server keeps it); use touch()",
-                                     key=None if multi else key, operation=op)
-        cdef uint8_t datatype = DATATYPE_JSON if fmt == _FMT_JSON and not concat else 0
-        # large raw values are sent without copies where that sends the same bytes
-        slots.store.forward = self._forward_large and datatype == 0
-        slots.store.opcode = _store_opcode(operation)
-        slots.store.flags = <uint32_t> fmt
-        slots.store.expiry = expiry
-        slots.store.cas = cas_value
-        cdef lcb.lcb_CMDSTORE *cmd = NULL
-        cdef lcb.lcb_CMDSTORE *empty = NULL
-        try:
-            _check_rc(_store_command(&cmd, operation, &slots.store, datatype), op)
-            if slots.has_empty_value():
-                # lcb_cmdstore_value ignores an empty value, which would leave the
-                # previous key's value in a shared command: empty ones get their own
-                _check_rc(_store_command(&empty, operation, &slots.store, datatype), op)
-                slots.empty_store = empty
-            self._run(cmd, slots, op)
-        finally:
-            if cmd != NULL:
-                _destroy(cmd)
-            if empty != NULL:
-                _destroy(empty)
-        return _collect(slots, op, REPLY_CAS, multi)
-
-    # -- delete ----------------------------------------------------------------
-
-    def delete(self, keys, cas=0, quiet=None):
-        """Remove one key, a list of keys, or a dict of key -> CAS.
-
-        Returns True (False for a missing key with ``quiet``); a dict key ->
-        bool for several keys. With ``cas`` the key is removed only if its CAS
-        still matches (KeyExistsError otherwise).
-
-        Example::
-
-            cb.delete('key')
-            cb.delete({'key1': cas1, 'key2': cas2})
-        """
-        cdef bint quiet_miss = self.quiet if quiet is None else _check_flag(quiet, "quiet", "delete")
-        cdef bint multi = _is_multi(keys)
-        cdef list cas_values
-        cdef list key_list
-        if isinstance(keys, dict):
-            if _check_cas(cas, "delete"):
-                raise _exc.ArgumentError("give CAS values in the dict, not as cas=", operation="delete")
-            pairs = _dict_items(keys, "delete")
-            key_list = [k for k, _ in pairs]
-            cas_values = [_check_cas(c, "delete", k) for k, c in pairs]
-        elif multi:
-            if _check_cas(cas, "delete"):
-                raise _exc.ArgumentError("a CAS cannot be given with a list of keys; "
-                                         "use a dict of key -> CAS",
-                                         operation="delete")
-            key_list = _key_list(keys, "delete")
-            cas_values = [0] * len(key_list)
-        else:
-            key_list = [keys]
-            cas_values = [_check_cas(cas, "delete", keys)]
-        cdef _Slots slots = _new_slots(key_list, "delete")
-        slots.set_cas(cas_values)
-        cdef lcb.lcb_CMDREMOVE *cmd = NULL
-        _check_rc(lcb.lcb_cmdremove_create(&cmd), "delete")
-        try:
-            self._run(cmd, slots, "delete")
-        finally:
-            _destroy(cmd)
-        return _collect(slots, "delete", REPLY_TRUE, multi, quiet_miss)
-
-    # -- touch / unlock -----------------------------------------------------------
-
-    def touch(self, keys, ttl):
-        """Set a new expiry (``ttl`` seconds; 0 removes it) on one key or a list
-        of keys, without reading them. Returns True, or a dict key -> True.
-
-        Example::
-
-            cb.touch('session', ttl=1800)
-        """
-        cdef uint32_t expiry = _check_ttl(ttl, "touch")
-        cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _new_slots(_key_list(keys, "touch") if multi else [keys], "touch")
-        slots.set_replay_safe()  # a replay sets the same expiry again
-        cdef lcb.lcb_CMDTOUCH *cmd = NULL
-        _check_rc(lcb.lcb_cmdtouch_create(&cmd), "touch")
-        try:
-            _check_rc(lcb.lcb_cmdtouch_expiry(cmd, expiry), "touch")
-            self._run(cmd, slots, "touch")
-        finally:
-            _destroy(cmd)
-        return _collect(slots, "touch", REPLY_TRUE, multi)
-
-    def unlock(self, key, cas=None):
-        """Release a lock taken with :meth:`lock`, given the CAS it returned.
-        ``unlock({'k1': cas1, 'k2': cas2})`` unlocks several. Returns True, or
-        a dict key -> True.
-
-        Example::
-
-            result = cb.lock('key', ttl=10)
-            cb.unlock('key', result.cas)
-        """
-        cdef bint multi = isinstance(key, dict)
-        cdef list pairs = _dict_items(key, "unlock") if multi else [(key, cas)]
-        cdef list cas_values = []
-        for k, c in pairs:
-            if _check_cas(c, "unlock", k) == 0:
-                raise _exc.ArgumentError("the CAS returned by lock() is required", key=k, operation="unlock")
-            cas_values.append(_check_cas(c, "unlock", k))
-        cdef _Slots slots = _new_slots([k for k, _ in pairs], "unlock")
-        slots.set_cas(cas_values)
-        cdef lcb.lcb_CMDUNLOCK *cmd = NULL
-        _check_rc(lcb.lcb_cmdunlock_create(&cmd), "unlock")
-        try:
-            self._run(cmd, slots, "unlock")
-        finally:
-            _destroy(cmd)
-        return _collect(slots, "unlock", REPLY_TRUE, multi)
-
-    # -- incr / decr ------------------------------------------------------------
-
-    def incr(self, keys, amount=1, initial=None, ttl=0, extended=False):
-        """Increment the numeric value of a key (or of each key of a list).
-
-        ``initial`` is stored (and ``amount`` ignored) if the key does not
-        exist; without it a missing key raises NotFoundError. A value that is
-        not a number raises DeltaBadvalError. Returns the new value (int), a
-        ``Result(value, flags, cas)`` with ``extended``, or a dict key -> value
-        for a list of keys.
-
-        Example::
-
-            cb.incr('counter', amount=20, initial=5)
-        """
-        return self._counter("incr", keys, amount, initial, ttl, extended, 1)
-
-    def decr(self, keys, amount=1, initial=None, ttl=0, extended=False):
-        """Decrement the numeric value of a key; it stops at 0. Same conventions
-        as :meth:`incr`.
-
-        Example::
-
-            cb.decr('stock', amount=2)
-        """
-        return self._counter("decr", keys, amount, initial, ttl, extended, -1)
-
-    cdef object _counter(self, str op, object keys, object amount, object initial, object ttl,
-                         object extended, int sign):
-        cdef bint extended_result = _check_flag(extended, "extended", op)
-        cdef uint64_t delta = _check_u64(amount, "amount", op)
-        if delta > 0x7FFFFFFFFFFFFFFF:
-            raise _exc.ArgumentError(f"amount must be below 2**63, not {amount!r}", operation=op)
-        cdef uint64_t initial_value = _check_u64(initial, "initial", op) if initial is not None else 0
-        cdef uint32_t expiry = _check_ttl(ttl, op)
-        if expiry and initial is None:
-            # the server applies a counter's expiry only when it creates it
-            raise _exc.ArgumentError("a ttl takes effect only with initial= (when the counter is created)",
-                                     operation=op)
-        cdef bint multi = _is_multi(keys)
-        cdef _Slots slots = _new_slots(_key_list(keys, op) if multi else [keys], op)
-        cdef lcb.lcb_CMDCOUNTER *cmd = NULL
-        _check_rc(lcb.lcb_cmdcounter_create(&cmd), op)
-        try:
-            _check_rc(lcb.lcb_cmdcounter_delta(cmd, <int64_t> delta * sign), op)
-            if initial is not None:
-                _check_rc(lcb.lcb_cmdcounter_initial(cmd, initial_value), op)
-                _check_rc(lcb.lcb_cmdcounter_expiry(cmd, expiry), op)
-            self._run(cmd, slots, op)
-        finally:
-            _destroy(cmd)
-        return _collect(slots, op, REPLY_COUNTER, multi, False, extended_result)
-
-    # -- stats ---------------------------------------------------------------------
-
-    def stats(self, stats=None):
-        """Request server statistics from every node.
-
-        ``stats()`` gives the default group; ``stats('memory')`` or a list of
-        groups the named ones. Returns a dict stat name -> {node: value}, with
-        numbers as int or float.
-
-        Example::
-
-            total = sum(cb.stats()['curr_items'].values())
-        """
-        if stats is None:
-            names = [""]
-        elif isinstance(stats, str):
-            names = [stats]
-        elif isinstance(stats, (list, tuple)):
-            names = _key_list(stats, "stats")
-        else:
-            raise _exc.ArgumentError(f"give a group name or a list of names, not {_exc.safe_repr(stats)}",
-                                     operation="stats")
-        cdef list groups = [_check_text("a stats group", name, False, "stats").encode("utf-8")
-                            for name in names]
-        cdef _Slots slots = _new_stats_slots(groups)
-        cdef lcb.lcb_CMDSTATS *cmd = NULL
-        _check_rc(lcb.lcb_cmdstats_create(&cmd), "stats")
-        try:
-            self._run(cmd, slots, "stats")
-        finally:
-            _destroy(cmd)
-        return _stats_result(slots)
 
 
 def libcouchbase_version():

@@ -1,6 +1,10 @@
 # Included by _lcb.pyx: the C side of a call. One slot per key holds the key's
 # bytes going out and what its response callback copied coming back. The
-# callbacks run inside lcb_wait with the GIL released and never touch Python.
+# callbacks are the same for both drivers: under the sync Connection they run
+# inside lcb_wait with the GIL released and never touch Python; under the
+# AsyncConnection they run on the loop's thread, and the reply that completes
+# a call hands it to the driver (_answered -> _aio_call_answered), which
+# resolves its Future.
 
 cdef struct Slot:
     CookieKind kind        # COOKIE_SLOT: what a packet-forward callback was given
@@ -12,6 +16,7 @@ cdef struct Slot:
     # both ways: a remove's or unlock's CAS going out, the reply's CAS coming back
     uint64_t cas
     int *unanswered        # the call's count of slots still waiting for a reply
+    void *aio              # the asyncio driver's call (a _Slots) when complete; NULL: sync
     bint replay_safe       # a read: sending it again is harmless
     # coming back
     lcb.lcb_STATUS rc      # NO_REPLY until the callback ran
@@ -106,19 +111,29 @@ cdef struct StoreSpec:
 cdef lcb.lcb_STATUS NO_REPLY = -1
 
 
+# What a successful reply turns into, per kind of operation (_reply, _ops.pxi).
+cdef enum Reply:
+    REPLY_CAS        # mutations: the new CAS
+    REPLY_TRUE       # delete/touch/unlock: True (False: missing, quiet)
+    REPLY_COUNTER    # incr/decr: the new value (a Result when extended)
+    REPLY_VALUE      # get/lock: the decoded value (a Result when extended)
+    REPLY_STATS      # stats: stat name -> {node: value}
+
+
 @cython.final
-@cython.no_gc  # holds only lists of the caller's keys and values: no cycles
+@cython.no_gc  # holds the caller's keys and values; core and future only while in flight
 cdef class _Slots:
-    """The slots of one call, made by _new_slots from the keys (checking each
-    one, so a bad key stops the call before anything is sent), freed with the
-    values the callbacks copied."""
+    """One call of an operation, as both drivers run it: made by _new_slots
+    from the keys (checking each one, so a bad key stops the call before
+    anything is sent), given its command (which it owns and frees) and how its
+    result is shaped (shape), then scheduled by a driver; freed with the values
+    the callbacks copied."""
     cdef Slot *slots
     cdef Slot one   # the storage when there is one key: no allocation
     cdef Py_ssize_t n
     cdef list keys  # keeps every key object (and its UTF-8 buffer) alive
     cdef list data  # keeps the encoded values of a store alive
-    # the command to send for every slot, owned by the calling thread, which
-    # waits in Connection._run until done (whichever thread sent it)
+    # the command to send for every slot (freed with the call)
     cdef void *cmd
     cdef CommandKind kind
     cdef bint forward_get  # a plain get's packets are built here (_forward.pxi)
@@ -126,9 +141,23 @@ cdef class _Slots:
     cdef lcb.lcb_CMDSTORE *empty_store  # the store command for empty values
     cdef int unanswered  # slots still waiting for their reply
     cdef bint done
-    # held while the calling thread sleeps waiting for another to send the call
+    # how the replies become the result (_ops.pxi: result)
+    cdef str op
+    cdef Reply reply
+    cdef bint multi
+    cdef bint quiet_miss
+    cdef bint extended
+    cdef bint as_list
+    cdef object fmt
+    cdef int pickles
+    # the sync driver: held while the calling thread sleeps waiting for
+    # another to send the call
     cdef PyThread_type_lock wake
     cdef bint sleeping
+    # the asyncio driver: the Future and the connection, while in flight
+    cdef object future
+    cdef object core
+    cdef bint in_flight
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -140,6 +169,27 @@ cdef class _Slots:
                 Py_XDECREF(self.slots[i].large)
             if self.slots != &self.one:
                 free(self.slots)
+        if self.cmd != NULL:
+            _destroy_command(self.kind, self.cmd)
+        if self.empty_store != NULL:
+            lcb.lcb_cmdstore_destroy(self.empty_store)
+
+    cdef void shape(self, Reply reply, bint multi, bint quiet_miss=False, bint extended=False,
+                    object fmt=None, bint as_list=False, int pickles=PICKLE_LOAD) noexcept:
+        """Say how the replies become the call's result (see result)."""
+        self.reply = reply
+        self.multi = multi
+        self.quiet_miss = quiet_miss
+        self.extended = extended
+        self.fmt = fmt
+        self.as_list = as_list
+        self.pickles = pickles
+
+    cdef object result(self):
+        """The call's Python result, or its first failure raised."""
+        if self.reply == REPLY_STATS:
+            return _stats_result(self)
+        return _collect(self)
 
     cdef int set_data(self, list data) except -1:
         """Attach one encoded value (bytes) per key, for a store."""
@@ -200,6 +250,7 @@ cdef _Slots _new_slots(list keys, str op):
             keys = [_exact_key(k, op) for k in keys]  # (the common case needs no copy)
             break
     cdef _Slots call = _new_call(keys)
+    call.op = op
     for i in range(call.n):
         call.slots[i].key = _key_ptr(keys[i], &nkey, op)
         call.slots[i].nkey = <size_t> nkey
@@ -210,6 +261,8 @@ cdef _Slots _new_stats_slots(list groups):
     """A stats call: one slot per group name (bytes; empty: the default group)."""
     cdef _Slots call = _new_call(groups)
     cdef Py_ssize_t i
+    call.op = "stats"
+    call.reply = REPLY_STATS
     for i in range(call.n):
         call.slots[i].key = PyBytes_AS_STRING(groups[i])
         call.slots[i].nkey = <size_t> PyBytes_GET_SIZE(groups[i])
@@ -246,14 +299,19 @@ cdef inline void _scheduled(Slot *slot, lcb.lcb_STATUS rc) noexcept nogil:
 
 
 cdef inline void _answered(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogil:
-    """Count a slot's reply in. When a call has all its replies, stop the
-    event loop so the waiting leader can hand it back and send what other
-    threads queued meanwhile (the rest stays in flight)."""
+    """Count a slot's reply in. When a call has all its replies: under the
+    sync driver, stop the event loop so the waiting leader can hand it back
+    and send what other threads queued meanwhile (the rest stays in flight);
+    under the asyncio driver, resolve its Future. Nothing may touch the slot
+    after this (the asyncio driver may free the call)."""
     if _may_be_applied(slot, slot.rc):
         slot.outcome_unknown = True  # whichever way libcouchbase failed it
     slot.unanswered[0] -= 1
     if slot.unanswered[0] == 0:
-        lcb.lcb_breakout(instance)
+        if slot.aio != NULL:
+            _aio_call_answered(slot.aio)
+        else:
+            lcb.lcb_breakout(instance)
 
 
 # Every kind of libcouchbase command this module sends; one scheduling loop
@@ -369,21 +427,40 @@ cdef lcb.lcb_STATUS _store_command(lcb.lcb_CMDSTORE **cmd, lcb.lcb_STORE_OPERATI
     return rc
 
 
-cdef inline void _destroy(Command *cmd) noexcept nogil:
-    if Command is lcb.lcb_CMDGET:
-        lcb.lcb_cmdget_destroy(cmd)
-    elif Command is lcb.lcb_CMDSTORE:
-        lcb.lcb_cmdstore_destroy(cmd)
-    elif Command is lcb.lcb_CMDREMOVE:
-        lcb.lcb_cmdremove_destroy(cmd)
-    elif Command is lcb.lcb_CMDCOUNTER:
-        lcb.lcb_cmdcounter_destroy(cmd)
-    elif Command is lcb.lcb_CMDTOUCH:
-        lcb.lcb_cmdtouch_destroy(cmd)
-    elif Command is lcb.lcb_CMDUNLOCK:
-        lcb.lcb_cmdunlock_destroy(cmd)
+cdef inline void _own(_Slots call, Command *cmd) noexcept:
+    """Give a call the command it sends for every key (freed with the call)."""
+    call.cmd = <void *> cmd
+    call.kind = _command_kind(cmd)
+
+
+cdef void _destroy_command(CommandKind kind, void *cmd) noexcept nogil:
+    if kind == CMD_GET:
+        lcb.lcb_cmdget_destroy(<lcb.lcb_CMDGET *> cmd)
+    elif kind == CMD_STORE:
+        lcb.lcb_cmdstore_destroy(<lcb.lcb_CMDSTORE *> cmd)
+    elif kind == CMD_REMOVE:
+        lcb.lcb_cmdremove_destroy(<lcb.lcb_CMDREMOVE *> cmd)
+    elif kind == CMD_COUNTER:
+        lcb.lcb_cmdcounter_destroy(<lcb.lcb_CMDCOUNTER *> cmd)
+    elif kind == CMD_TOUCH:
+        lcb.lcb_cmdtouch_destroy(<lcb.lcb_CMDTOUCH *> cmd)
+    elif kind == CMD_UNLOCK:
+        lcb.lcb_cmdunlock_destroy(<lcb.lcb_CMDUNLOCK *> cmd)
     else:
-        lcb.lcb_cmdstats_destroy(cmd)
+        lcb.lcb_cmdstats_destroy(<lcb.lcb_CMDSTATS *> cmd)
+
+
+cdef void _install_callbacks(lcb.lcb_INSTANCE *instance) noexcept:
+    """The response callbacks, the same for both drivers."""
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_GET, _on_get)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_STORE, _on_store)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_REMOVE, _on_remove)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_COUNTER, _on_counter)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_TOUCH, _on_touch)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_UNLOCK, _on_unlock)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_STATS, <lcb.lcb_RESPCALLBACK> _on_stats)
+    lcb.lcb_set_pktfwd_callback(instance, _on_forwarded)
+    lcb.lcb_set_pktflushed_callback(instance, _on_forward_flushed)
 
 
 cdef void _on_get(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:

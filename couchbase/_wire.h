@@ -22,8 +22,10 @@
  * those of a stream whose replies could not be followed. A stream that cannot
  * be read at all (TLS) is not guarded.
  *
- * One lcbpy_IO per Connection, used only by the thread running its event
- * loop (under the Connection's lock): no lock is needed.
+ * One lcbpy_IO per connection, used only by the thread running its event
+ * loop (under the Connection's lock; an AsyncConnection's loop thread): no
+ * lock is needed. Both drivers are guarded: the sync one's select plugin
+ * (lcbpy_create_io) and the asyncio plugin's sockets (couchbase/_aio_io.h).
  */
 #ifndef LCBPY_WIRE_H
 #define LCBPY_WIRE_H
@@ -63,15 +65,23 @@ typedef struct {
     int marked_any;
     uint8_t written[LCBPY_WINDOW / 8]; /* bit per opaque in (newest - LCBPY_WINDOW, newest] */
     uint64_t replays_stopped;
+    const struct lcbpy_NEXT_st *next; /* the socket calls the guard wraps */
 } lcbpy_IO;
 
-/* The select plugin's procedures (the same for every instance). */
+/* The socket calls a guard wraps: the select plugin's, or those
+ * lcb_iops_wire_bsd_impl2 gives the asyncio plugin (couchbase/_aio_io.h);
+ * each set is the same for every instance. */
+typedef struct lcbpy_NEXT_st {
+    lcb_ioE_sendv_fn sendv;
+    lcb_ioE_send_fn send;
+    lcb_ioE_close_fn close;
+    lcb_ioE_recv_fn recv;
+    lcb_ioE_recvv_fn recvv;
+} lcbpy_NEXT;
+
 static lcb_io_procs_fn lcbpy_select_procs;
-static lcb_ioE_sendv_fn lcbpy_select_sendv;
-static lcb_ioE_send_fn lcbpy_select_send;
-static lcb_ioE_close_fn lcbpy_select_close;
-static lcb_ioE_recv_fn lcbpy_select_recv;
-static lcb_ioE_recvv_fn lcbpy_select_recvv;
+static lcbpy_NEXT lcbpy_select_next;
+static lcbpy_NEXT lcbpy_bsd_next;
 
 /* Requests a replay cannot harm: reads, and what libcouchbase sends to run a
  * connection. Everything else (unknown opcodes too) is guarded. */
@@ -294,7 +304,7 @@ static lcb_SSIZE lcbpy_sendv(lcb_io_opt_t io, lcb_socket_t fd, lcb_IOV *iov, lcb
     lcb_SIZE i, ncut = 0;
     lcb_SSIZE nw;
     if (s == NULL) {
-        return lcbpy_select_sendv(io, fd, iov, niov); /* too many sockets to follow this one */
+        return ((lcbpy_IO *)io)->next->sendv(io, fd, iov, niov); /* too many sockets to follow this one */
     }
     if (s->failed) {
         return lcbpy_fail(io, s);
@@ -314,7 +324,7 @@ static lcb_SSIZE lcbpy_sendv(lcb_io_opt_t io, lcb_socket_t fd, lcb_IOV *iov, lcb
             cut[ncut].iov_len = iov[i].iov_len < left ? iov[i].iov_len : left;
             left -= cut[ncut].iov_len;
         }
-        nw = lcbpy_select_sendv(io, fd, cut, ncut);
+        nw = ((lcbpy_IO *)io)->next->sendv(io, fd, cut, ncut);
         if (nw > 0) {
             lcbpy_wrote(w, s, cut, ncut, (size_t)nw);
             if ((size_t)nw == allowed - left) {
@@ -323,7 +333,7 @@ static lcb_SSIZE lcbpy_sendv(lcb_io_opt_t io, lcb_socket_t fd, lcb_IOV *iov, lcb
         }
         return nw;
     }
-    nw = lcbpy_select_sendv(io, fd, iov, niov);
+    nw = ((lcbpy_IO *)io)->next->sendv(io, fd, iov, niov);
     if (nw > 0) {
         lcbpy_wrote(w, s, iov, niov, (size_t)nw);
     }
@@ -341,7 +351,7 @@ static lcb_SSIZE lcbpy_send(lcb_io_opt_t io, lcb_socket_t fd, const void *buf, l
 
 static lcb_SSIZE lcbpy_recvv(lcb_io_opt_t io, lcb_socket_t fd, lcb_IOV *iov, lcb_SIZE niov)
 {
-    lcb_SSIZE nr = lcbpy_select_recvv(io, fd, iov, niov);
+    lcb_SSIZE nr = ((lcbpy_IO *)io)->next->recvv(io, fd, iov, niov);
     lcbpy_STREAM *s;
     size_t left, n;
     lcb_SIZE i;
@@ -357,7 +367,7 @@ static lcb_SSIZE lcbpy_recvv(lcb_io_opt_t io, lcb_socket_t fd, lcb_IOV *iov, lcb
 
 static lcb_SSIZE lcbpy_recv(lcb_io_opt_t io, lcb_socket_t fd, void *buf, lcb_SIZE len, int flags)
 {
-    lcb_SSIZE nr = lcbpy_select_recv(io, fd, buf, len, flags);
+    lcb_SSIZE nr = ((lcbpy_IO *)io)->next->recv(io, fd, buf, len, flags);
     lcbpy_STREAM *s;
     if (nr > 0 && (s = lcbpy_stream((lcbpy_IO *)io, fd, 0)) != NULL) {
         lcbpy_read((lcbpy_IO *)io, s, (const uint8_t *)buf, (size_t)nr);
@@ -371,25 +381,31 @@ static void lcbpy_close(lcb_io_opt_t io, lcb_socket_t fd)
     if (s != NULL) {
         s->kind = LCBPY_FREE; /* the descriptor may be reused for a new stream */
     }
-    lcbpy_select_close(io, fd);
+    ((lcbpy_IO *)io)->next->close(io, fd);
 }
 
-static void lcbpy_procs(int version, lcb_loop_procs *loop, lcb_timer_procs *timer, lcb_bsd_procs *bsd,
-                        lcb_ev_procs *ev, lcb_completion_procs *completion, lcb_iomodel_t *model)
+/* Wrap a plugin's socket calls (saved in `next`) with the guard. */
+static void lcbpy_guard_procs(lcb_bsd_procs *bsd, lcbpy_NEXT *next)
 {
-    lcbpy_select_procs(version, loop, timer, bsd, ev, completion, model);
     if (bsd->sendv != lcbpy_sendv) {
-        lcbpy_select_sendv = bsd->sendv;
-        lcbpy_select_send = bsd->send;
-        lcbpy_select_close = bsd->close;
-        lcbpy_select_recv = bsd->recv;
-        lcbpy_select_recvv = bsd->recvv;
+        next->sendv = bsd->sendv;
+        next->send = bsd->send;
+        next->close = bsd->close;
+        next->recv = bsd->recv;
+        next->recvv = bsd->recvv;
     }
     bsd->sendv = lcbpy_sendv;
     bsd->send = lcbpy_send;
     bsd->close = lcbpy_close;
     bsd->recv = lcbpy_recv;
     bsd->recvv = lcbpy_recvv;
+}
+
+static void lcbpy_procs(int version, lcb_loop_procs *loop, lcb_timer_procs *timer, lcb_bsd_procs *bsd,
+                        lcb_ev_procs *ev, lcb_completion_procs *completion, lcb_iomodel_t *model)
+{
+    lcbpy_select_procs(version, loop, timer, bsd, ev, completion, model);
+    lcbpy_guard_procs(bsd, &lcbpy_select_next);
 }
 
 static void lcbpy_destroy_io(struct lcb_io_opt_st *io)
@@ -428,6 +444,7 @@ static lcb_STATUS lcbpy_create_io(lcb_io_opt_t *io)
     w->base = *select;
     w->base.dlhandle = NULL; /* the select plugin's, closed with it */
     w->select = select;
+    w->next = &lcbpy_select_next;
     lcbpy_select_procs = select->v.v3.get_procs;
     w->base.v.v3.get_procs = lcbpy_procs;
     w->base.destructor = lcbpy_destroy_io;

@@ -1,21 +1,33 @@
 """asyncio: :class:`AsyncConnection`, driven by the running event loop.
 
-A preview: it reads (``get``) so far. Stores and the other operations join
-once they run on the operation core both connection kinds share, which keeps
-the exactly-once rule (a store whose connection fails after it was written is
-never sent again) on this driver too.
+Every operation of :class:`couchbase.libcouchbase.Connection` (get with
+``ttl=`` get-and-touch, lock, set, add, replace, append, prepend, delete,
+touch, unlock, incr, decr, stats), with the same arguments, multi-key forms,
+``extended``, ``quiet``, formats, results, exception classes and messages,
+each returning a Future of what Connection returns. Both connection kinds run
+the same operation core (each operation is written once), so they agree by
+construction; that includes the exactly-once rule: a mutation whose
+connection fails after it was written is never sent again (it fails with
+OutcomeUnknownError).
 
 Example::
 
     from couchbase.aio import AsyncConnection
 
     async with await AsyncConnection.connect("localhost", 8091, password="", bucket="default") as cb:
+        await cb.set("key", {"a": 1})
         print(await cb.get("key"))
+        values = await cb.get(["key", "other"], quiet=True)
 
 libcouchbase runs inside the loop through an IO plugin of its own (no thread,
 no ``lcb_wait``), on the standard asyncio loop and on uvloop alike. Methods
-return Futures, so ``asyncio.gather`` over many of them costs no Task each.
-Results and exceptions are those of :class:`couchbase.libcouchbase.Connection`.
+return Futures, not coroutines, so ``asyncio.gather`` over many of them costs
+no Task each; the operations queued in one loop iteration go out in one
+write per node. An AsyncConnection belongs to the loop it was connected on:
+using it from another loop or thread raises BadHandleError. ``await
+cb.close()`` (or leaving ``async with``) fails what is still queued
+(ConnectError: nothing was sent) or in flight (RequestCanceledError: whether
+it was applied is unknown) and then releases libcouchbase.
 """
 
 from __future__ import annotations
@@ -35,10 +47,12 @@ __all__ = ["AsyncConnection"]
 class AsyncConnection(_AsyncCore):
     """A connection to one Couchbase bucket, used from one asyncio event loop.
 
-    Made with :meth:`connect`; ``get`` returns a Future of what the
-    synchronous Connection's ``get`` returns. Using it from another event loop
-    or thread raises BadHandleError. :meth:`close` fails what is still in
-    flight (RequestCanceledError: whether it was applied is unknown).
+    Made with :meth:`connect`. Every operation of the synchronous Connection,
+    with its arguments, returns a Future of what Connection returns (its
+    exceptions set on the Future; bad arguments raise at the call, before
+    anything is queued). Using it from another event loop or thread raises
+    BadHandleError. :meth:`close` fails what is still queued (ConnectError)
+    or in flight (RequestCanceledError: whether it was applied is unknown).
     """
 
     @classmethod
@@ -61,9 +75,11 @@ class AsyncConnection(_AsyncCore):
         return self
 
     async def __aenter__(self) -> AsyncConnection:
+        """``async with await AsyncConnection.connect(...) as cb:``: the connection itself."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Close the connection (see :meth:`close`) when the block ends."""
         await self.close()
 
 

@@ -69,14 +69,14 @@ def _connect(mock, **options):
 def test_set_get_close(run, cluster, key):
     async def main():
         cb = await _connect(cluster)
-        cas = await cb._set_unguarded(key, {"a": [1, 2]})
+        cas = await cb.set(key, {"a": [1, 2]})
         assert isinstance(cas, int) and cas > 0
         assert await cb.get(key) == {"a": [1, 2]}
         value, flags, cas2 = await cb.get(key, extended=True)
         assert (value, cas2) == ({"a": [1, 2]}, cas)
-        await cb._set_unguarded(key + "p", {1, 2}, format=FMT_PICKLE)
+        await cb.set(key + "p", {1, 2}, format=FMT_PICKLE)
         assert await cb.get(key + "p") == {1, 2}
-        await cb._set_unguarded(key + "b", b"\x00raw", format=FMT_PLAIN)
+        await cb.set(key + "b", b"\x00raw", format=FMT_PLAIN)
         assert await cb.get(key + "b") == b"\x00raw"
         await cb.close()
         assert cb.closed
@@ -89,7 +89,7 @@ def test_set_get_close(run, cluster, key):
 def test_async_with_and_the_sync_connection_see_the_same_data(run, cluster, cb, key):
     async def main():
         async with await _connect(cluster) as acb:
-            await acb._set_unguarded(key, "from async")
+            await acb.set(key, "from async")
             assert cb.get(key) == "from async"
             cb.set(key, {"from": "sync"})
             assert await acb.get(key) == {"from": "sync"}
@@ -117,9 +117,9 @@ def test_bad_input_is_refused_before_anything_is_sent(run, cluster, key):
             with pytest.raises(ArgumentError, match="key must be str or bytes"):
                 acb.get(123)
             with pytest.raises(ArgumentError, match="unknown format"):
-                acb._set_unguarded(key, 1, format=7)
+                acb.set(key, 1, format=7)
             with pytest.raises(ArgumentError, match="ttl"):
-                acb._set_unguarded(key, 1, ttl=-1)
+                acb.set(key, 1, ttl=-1)
             assert await acb.get(key, quiet=True) is None  # nothing was stored
         with pytest.raises(ArgumentError, match="bucket name is required"):
             await AsyncConnection.connect(cluster.host, cluster.port, password="")
@@ -131,7 +131,7 @@ def test_10000_concurrent_gets(run, cluster, key):
 
     async def main():
         async with await _connect(cluster) as acb:
-            await asyncio.gather(*[acb._set_unguarded(k, i) for i, k in enumerate(keys)])
+            await asyncio.gather(*[acb.set(k, i) for i, k in enumerate(keys)])
             wanted = [keys[i % 100] for i in range(10_000)]
             got = await asyncio.gather(*[acb.get(k) for k in wanted])
             assert got == [i % 100 for i in range(10_000)]
@@ -144,7 +144,7 @@ def test_a_sequential_get_costs_one_loop_call(run, cluster, key):
     call_soon that flushes the operations of a loop iteration."""
     async def main():
         async with await _connect(cluster) as acb:
-            await acb._set_unguarded(key, 1)
+            await acb.set(key, 1)
             for _ in range(10):
                 await acb.get(key)
             before = acb.loop_calls
@@ -162,7 +162,7 @@ def test_a_sequential_get_costs_one_loop_call(run, cluster, key):
 def test_stalled_node_times_out_within_the_operation_timeout(run, faults, key):
     async def main():
         async with await _connect(faults, timeout=0.5) as acb:
-            await acb._set_unguarded(key, 1)
+            await acb.set(key, 1)
             faults.stall(True)
             started = time.monotonic()
             with pytest.raises((TimeoutError, NetworkError)):
@@ -185,7 +185,7 @@ def test_stalled_node_times_out_within_the_operation_timeout(run, faults, key):
 def test_dropped_connections_recover(run, faults, key):
     async def main():
         async with await _connect(faults, timeout=1.0) as acb:
-            await acb._set_unguarded(key, "before")
+            await acb.set(key, "before")
             faults.drop_connections()
             deadline = time.monotonic() + 10
             while True:
@@ -195,7 +195,7 @@ def test_dropped_connections_recover(run, faults, key):
                 except (TimeoutError, NetworkError):
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.05)
-            await acb._set_unguarded(key, "after")
+            await acb.set(key, "after")
             assert await acb.get(key) == "after"
     run(main())
 
@@ -203,7 +203,7 @@ def test_dropped_connections_recover(run, faults, key):
 def test_cancelling_a_waiting_task_leaves_the_connection_usable(run, faults, key):
     async def main():
         async with await _connect(faults) as acb:
-            await acb._set_unguarded(key, "v")
+            await acb.set(key, "v")
             faults.hiccup(300)
             task = asyncio.ensure_future(acb.get(key))
             await asyncio.sleep(0.05)  # sent, reply delayed
@@ -242,7 +242,7 @@ def test_use_from_another_loop_or_thread_raises_a_clear_error(run, cluster, key)
             thread = threading.Thread(target=elsewhere, args=(acb,))
             thread.start()
             thread.join()
-            await acb._set_unguarded(key, "still fine")
+            await acb.set(key, "still fine")
             assert await acb.get(key) == "still fine"
     run(main())
     assert len(errors) == 2, errors
@@ -254,11 +254,11 @@ def test_use_from_another_loop_or_thread_raises_a_clear_error(run, cluster, key)
 def test_closing_with_operations_in_flight_fails_them_and_never_crashes(run, faults, key):
     async def main():
         acb = await _connect(faults)
-        await acb._set_unguarded(key, "v")
+        await acb.set(key, "v")
         faults.hiccup(300)
         in_flight = [acb.get(key) for _ in range(100)]
         await asyncio.sleep(0.05)  # sent; the replies are delayed
-        queued = [acb._set_unguarded(key, "x") for _ in range(10)]  # not flushed yet
+        queued = [acb.set(key, "x") for _ in range(10)]  # not flushed yet
         closing = acb.close()
         results = await asyncio.gather(*in_flight, *queued, return_exceptions=True)
         await closing
@@ -337,7 +337,7 @@ def test_a_failing_loop_call_is_reported_never_raised_into_libcouchbase(cluster,
                 except (TimeoutError, NetworkError) as e:
                     outcomes.append(e)
                     assert time.monotonic() < deadline
-            await acb._set_unguarded(key, "works")
+            await acb.set(key, "works")
             assert await acb.get(key) == "works"
     loop = _FailingLoop()
     try:
@@ -356,7 +356,7 @@ def test_a_full_connection_string_with_host_names_and_options(run, cluster, key)
     async def main():
         async with await AsyncConnection.connect(connection_string=connstr, password="",
                                                  bucket="default") as acb:
-            await acb._set_unguarded(key, "via the connection string")
+            await acb.set(key, "via the connection string")
             assert await acb.get(key) == "via the connection string"
             assert acb.connection_string == connstr
     run(main())
@@ -365,7 +365,7 @@ def test_a_full_connection_string_with_host_names_and_options(run, cluster, key)
 def test_a_connection_never_closed_warns_and_is_freed(run, cluster, key):
     async def main():
         acb = await _connect(cluster)
-        await acb._set_unguarded(key, 1)
+        await acb.set(key, 1)
         with pytest.warns(ResourceWarning, match="unclosed"):
             del acb
             gc.collect()
@@ -379,7 +379,7 @@ def test_a_connection_dropped_with_a_get_in_flight_still_answers_it(run, cluster
     libcouchbase: the instance is destroyed after that call returned."""
     async def main():
         acb = await _connect(cluster)
-        await acb._set_unguarded(key, "answered")
+        await acb.set(key, "answered")
         pending = acb.get(key)
         alive = weakref.ref(acb)
         with warnings.catch_warnings():
@@ -403,7 +403,7 @@ def test_large_values_fill_the_socket_and_still_go_out(run, faults, key):
 
     async def main():
         async with await _connect(faults, timeout=10) as acb:
-            await asyncio.gather(*[acb._set_unguarded(k, v, format=FMT_PLAIN) for k, v in values.items()])
+            await asyncio.gather(*[acb.set(k, v, format=FMT_PLAIN) for k, v in values.items()])
             got = await asyncio.gather(*[acb.get(k) for k in values])
             assert got == list(values.values())
     run(main())
@@ -412,15 +412,15 @@ def test_large_values_fill_the_socket_and_still_go_out(run, faults, key):
 def test_a_large_store_to_a_node_that_stopped_reading_times_out(run, faults, key):
     async def main():
         async with await _connect(faults, timeout=0.5) as acb:
-            await acb._set_unguarded(key, "small")
+            await acb.set(key, "small")
             faults.stall(True)
             with pytest.raises((TimeoutError, NetworkError)):
-                await acb._set_unguarded(key + ":huge", b"z" * (8 * 1024 * 1024), format=FMT_PLAIN)
+                await acb.set(key + ":huge", b"z" * (8 * 1024 * 1024), format=FMT_PLAIN)
             faults.stall(False)
             deadline = time.monotonic() + 15
             while True:
                 try:
-                    await acb._set_unguarded(key + ":after", b"ok", format=FMT_PLAIN)
+                    await acb.set(key + ":after", b"ok", format=FMT_PLAIN)
                     break
                 except (TimeoutError, NetworkError):
                     assert time.monotonic() < deadline
@@ -452,8 +452,105 @@ def test_secrets_never_reach_errors_or_reprs(run, caplog):
 def test_unpickle_is_honoured(run, cluster, key):
     async def main():
         async with await _connect(cluster) as acb:
-            await acb._set_unguarded(key, {"a"}, format=FMT_PICKLE)
+            await acb.set(key, {"a"}, format=FMT_PICKLE)
         async with await _connect(cluster, unpickle=False) as refusing:
             with pytest.raises(ValueFormatError, match="pickle"):
                 await refusing.get(key)
+    run(main())
+
+
+
+def _positive(cas):
+    return cas > 0
+
+
+def _value(result):
+    return result.value
+
+
+def test_every_operation_matches_the_sync_connection(run, cluster, cb, key):
+    """Both connection kinds run one operation core: the same calls give the
+    same results and the same exceptions (CAS values aside)."""
+    big = b"z" * 100_000  # a large raw store goes out as a built packet
+    steps = [  # (call, what of its result is compared)
+        (lambda c, k: c.set(k, {"a": 1}), _positive),
+        (lambda c, k: c.get(k), None),
+        (lambda c, k: c.get(k, extended=True), _value),
+        (lambda c, k: c.get([k, k + ":missing"], quiet=True), None),
+        (lambda c, k: c.get([k, k + ":missing"]), None),
+        (lambda c, k: c.set({k + ":1": 1, k + ":2": "two"}), sorted),
+        (lambda c, k: c.get([k + ":1", k + ":2"]), None),
+        (lambda c, k: c.get([]), None),
+        (lambda c, k: c.delete([]), None),
+        (lambda c, k: c.add(k, 1), None),
+        (lambda c, k: c.replace(k + ":none", 1), None),
+        (lambda c, k: c.set(k + ":raw", b"ab", format=FMT_PLAIN), _positive),
+        (lambda c, k: c.append(k + ":raw", b"c"), _positive),
+        (lambda c, k: c.prepend(k + ":raw", b"z"), _positive),
+        (lambda c, k: c.get(k + ":raw"), None),
+        (lambda c, k: c.set(k + ":big", big, format=FMT_PLAIN), _positive),
+        (lambda c, k: c.get(k + ":big"), len),
+        (lambda c, k: c.incr(k + ":n", initial=5), None),
+        (lambda c, k: c.incr(k + ":n", amount=3), None),
+        (lambda c, k: c.decr(k + ":n", extended=True), _value),
+        (lambda c, k: c.incr(k), None),
+        (lambda c, k: c.lock(k, ttl=5), _value),
+        (lambda c, k: c.set(k, 1), None),
+        (lambda c, k: c.unlock(k, 1), None),
+        (lambda c, k: c.touch([k + ":1", k + ":2"], ttl=100), None),
+        (lambda c, k: c.get(k + ":1", ttl=50), None),
+        (lambda c, k: c.delete(k + ":1"), None),
+        (lambda c, k: c.delete(k + ":1", quiet=True), None),
+        (lambda c, k: c.delete(k + ":1"), None),
+        (lambda c, k: c.stats(), lambda stats: "curr_items" in stats),
+        (lambda c, k: c.stats([]), None),
+        (lambda c, k: c.lock(k, ttl=31), None),
+        (lambda c, k: c.get(k, format=9), None),
+    ]
+
+    def outcome(error, result, compare):
+        if error is not None:
+            return type(error).__name__, str(error).replace(":async", ":sync")
+        return "ok", repr(compare(result) if compare else result).replace(":async", ":sync")
+
+    sync = []
+    for call, compare in steps:
+        try:
+            sync.append(outcome(None, call(cb, key + ":sync"), compare))
+        except Exception as e:
+            sync.append(outcome(e, None, None))
+
+    async def main():
+        outcomes = []
+        async with await _connect(cluster) as acb:
+            for call, compare in steps:
+                try:
+                    outcomes.append(outcome(None, await call(acb, key + ":async"), compare))
+                except Exception as e:
+                    outcomes.append(outcome(e, None, None))
+        return outcomes
+    assert run(main()) == sync
+
+
+def test_empty_key_lists_resolve_at_once(run, cluster):
+    async def main():
+        async with await _connect(cluster) as acb:
+            for future in (acb.get([]), acb.delete([]), acb.set({}), acb.touch([], ttl=1), acb.stats([])):
+                assert future.done()
+                assert await future in ([], {})
+    run(main())
+
+
+def test_a_multi_key_call_in_flight_fails_on_close(run, faults, key):
+    async def main():
+        acb = await _connect(faults)
+        await acb.set({key + ":1": 1, key + ":2": 2})
+        faults.hiccup(300)
+        pending = acb.get([key + ":1", key + ":2"])
+        await asyncio.sleep(0.05)  # sent; the replies are delayed
+        closing = acb.close()
+        with pytest.raises(RequestCanceledError, match="in flight"):
+            await pending
+        await closing
+        assert acb._replays_stopped == 0  # the replay guard runs on this driver too
     run(main())

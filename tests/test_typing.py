@@ -12,6 +12,7 @@ import pytest
 
 import couchbase
 from couchbase import Connection, Couchbase
+from couchbase.aio import AsyncConnection
 from couchbase.mock import MockCluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,10 @@ def test_a_users_script_driving_the_mock_type_checks_strictly():
 def _public_callables():
     yield "Couchbase.connect", Couchbase.connect
     yield "Connection", Connection
-    owners = ((Connection, "Connection."), (MockCluster, "MockCluster."), (couchbase._lcb, "_lcb."))
+    # the operations live in the core both connection kinds share (_lcb._Core)
+    owners = [(cls, "Connection.") for cls in Connection.__mro__[:-1]]
+    owners += [(cls, "AsyncConnection.") for cls in AsyncConnection.__mro__[:-1]]
+    owners += [(MockCluster, "MockCluster."), (couchbase._lcb, "_lcb.")]
     for owner, prefix in owners:
         for name, member in vars(owner).items():
             # classes re-exported by a module (Result, Connection) are covered on their own
@@ -67,3 +71,19 @@ def test_the_constructors_signature_is_the_stubs():
     kinds = {inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional", inspect.Parameter.KEYWORD_ONLY: "keyword"}
     actual = [(p.name, kinds[p.kind]) for p in inspect.signature(Connection).parameters.values()]
     assert actual == stub_params
+
+
+def test_the_asyncio_stubs_are_the_sync_ones_with_futures():
+    """AsyncConnection's operation stubs are generated from Connection's
+    (tools/generate_aio_stub.py): the committed ones are current."""
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "generate_aio_stub.py"), "--check"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_every_operation_has_a_docstring_on_both_connection_kinds():
+    for name in ("get", "lock", "set", "add", "replace", "append", "prepend", "delete", "touch",
+                 "unlock", "incr", "decr", "stats", "close"):
+        for cls in (Connection, AsyncConnection):
+            doc = getattr(cls, name).__doc__ or ""
+            assert len(doc.strip()) > 40, (cls.__name__, name)

@@ -30,7 +30,15 @@ async def use_async() -> None:
     assert_type(acb, AsyncConnection)
     async with acb:
         assert_type(await acb.get("k"), Any)
-        await acb.get("k", ttl="5")  # type: ignore[call-arg]
+        assert_type(await acb.get(["a", "b"]), list[Any])
+        assert_type(await acb.get("k", extended=True), Result)
+        assert_type(await acb.set("k", 1), int)
+        assert_type(await acb.set({"a": 1}), dict[Union[str, bytes], int])
+        assert_type(await acb.incr("n", initial=0), int)
+        assert_type(await acb.delete("k"), bool)
+        assert_type(await acb.stats(), dict[str, dict[str, Any]])
+        await acb.get("k", ttl="5")  # type: ignore[call-overload]
+        await acb.touch("k", ttl="5")  # type: ignore[call-overload]
 
 
 cb = Couchbase.connect("localhost", bucket="default", password="")
