@@ -3,9 +3,10 @@ and a fresh Connection to it per test. The cluster, the Connection and the
 unique key are the shipped pytest plugin's (couchbase.mock.pytest_plugin),
 under the names the suite's tests use.
 
-A module marked ``pytestmark = pytest.mark.every_kind`` runs each test that
-uses ``cb``, ``connect`` or ``kind`` once per connection kind (tests/kinds.py):
-the sync Connection and the AsyncConnection on asyncio and on uvloop."""
+A module marked ``pytestmark = pytest.mark.every_kind`` (or a test marked so)
+runs each test that uses ``cb``, ``connect`` or ``kind`` once per connection
+kind (tests/kinds.py): the sync Connection and the AsyncConnection on asyncio
+and on uvloop."""
 
 import kinds
 import pytest
@@ -68,7 +69,7 @@ def lcb_path(lcb_path_connstr, connect):
 
 
 @pytest.fixture(params=["built packets", "libcouchbase"])
-def each_path(request):
+def each_path(request, kind):
     """The test's Connection once per path: `cb` (plain gets and large raw
     stores as packets built by the binding) and `lcb_path`."""
     return request.getfixturevalue("cb" if request.param == "built packets" else "lcb_path")

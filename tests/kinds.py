@@ -13,8 +13,10 @@ assertion a behavioural test makes about results, exceptions and messages is
 checked on every kind (as uvloop runs its TCP tests once per loop from one
 mixin).
 
-A module opts in with ``pytestmark = pytest.mark.every_kind``; its tests that
-use ``cb``, ``connect`` or ``kind`` then run once per kind (tests/conftest.py).
+A module opts in with ``pytestmark = pytest.mark.every_kind`` (a single test
+with ``@pytest.mark.every_kind``); its tests that use ``cb``, ``connect``,
+``each_path``, ``lcb_path`` or ``kind`` then run once per kind
+(tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class LoopThread:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.loop = new_loop(kind)
+        self._tasks: set[asyncio.Task] = set()  # the loop holds tasks weakly: these until done
         self._thread = threading.Thread(target=self.loop.run_forever, name=f"{kind}-loop", daemon=True)
         self._thread.start()
 
@@ -62,7 +65,7 @@ class LoopThread:
 
     def run(self, coro) -> Any:
         """Run a coroutine on the loop and return (or raise) its outcome."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(CALL_DEADLINE)
+        return self.call(lambda: coro)
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call fn on the loop's thread; if it returns an awaitable, wait for
@@ -86,16 +89,19 @@ class LoopThread:
             if asyncio.isfuture(result):
                 result.add_done_callback(settle)
             elif asyncio.iscoroutine(result):
-                asyncio.ensure_future(result).add_done_callback(settle)
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(settle)
             else:
                 done.set_result(result)
 
         self.loop.call_soon_threadsafe(start)
-        try:
-            return done.result(CALL_DEADLINE)
-        except concurrent.futures.TimeoutError:
+        concurrent.futures.wait([done], CALL_DEADLINE)
+        if not done.done():  # (not result()'s timeout: TimeoutError is what an operation may raise)
             raise AssertionError(f"{getattr(fn, '__name__', fn)} neither returned nor raised "
-                                 f"within {CALL_DEADLINE} s on the {self.kind} loop") from None
+                                 f"within {CALL_DEADLINE} s on the {self.kind} loop")
+        return done.result()
 
 
 _loops: dict[str, LoopThread] = {}
