@@ -81,8 +81,8 @@ def version_of(py, code):
 
 
 class Worker:
-    def __init__(self, name, python, conn, cpus, cwd, env, kind=None):
-        cmd = pinned([python, str(BENCH / "_worker.py"), kind or name, json.dumps(conn)], cpus)
+    def __init__(self, name, python, conn, cpus, cwd, env, kind=None, script="_worker.py"):
+        cmd = pinned([python, str(BENCH / script), kind or name, json.dumps(conn)], cpus)
         self.name = name
         self.proc = subprocess.Popen(
             cmd,

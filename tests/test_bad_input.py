@@ -2,8 +2,10 @@
 
 import pytest
 
-from couchbase import FMT_PLAIN, Couchbase
+from couchbase import FMT_PLAIN
 from couchbase.exceptions import ArgumentError, ConnectError, CouchbaseError, TooBigError, ValueFormatError
+
+pytestmark = pytest.mark.every_kind  # each connection test once per connection kind (tests/kinds.py)
 
 BAD_KEYS = [None, 42, 4.2, ["nested"], object(), ("t",)]
 
@@ -113,8 +115,8 @@ def test_item_over_the_server_limit_is_too_big(cb, key):
     assert len(cb.get(key)) == 1024 * 1024
 
 
-def test_closed_connection_is_a_clear_error(cluster, key):
-    conn = Couchbase.connect(cluster.host, cluster.port, password="", bucket="default")
+def test_closed_connection_is_a_clear_error(cluster, key, connect):
+    conn = connect(cluster.host, cluster.port, password="", bucket="default")
     conn.close()
     conn.close()  # idempotent
     assert conn.closed
@@ -127,15 +129,15 @@ def test_closed_connection_is_a_clear_error(cluster, key):
     assert "closed" in repr(conn)
 
 
-def test_bad_connect_arguments():
+def test_bad_connect_arguments(connect):
     with pytest.raises(ArgumentError):
-        Couchbase.connect("127.0.0.1", port="8091", bucket="default", password="")
+        connect("127.0.0.1", port="8091", bucket="default", password="")
     with pytest.raises(ArgumentError):
-        Couchbase.connect("127.0.0.1", bucket="default", password="", timeout=-1)
+        connect("127.0.0.1", bucket="default", password="", timeout=-1)
     with pytest.raises(ArgumentError):
-        Couchbase.connect("127.0.0.1", bucket="default", password="", default_format=9)
+        connect("127.0.0.1", bucket="default", password="", default_format=9)
     with pytest.raises(ArgumentError):
-        Couchbase.connect("127.0.0.1", bucket=5, password="")
+        connect("127.0.0.1", bucket=5, password="")
 
 
 # -- input that used to escape the error contract -------------------------------
@@ -183,24 +185,24 @@ def test_surrogate_in_a_multi_set_stores_nothing(cb, cluster, key):
 
 @pytest.mark.parametrize("field", ["bucket", "username", "host", "password", "connection_string"])
 @pytest.mark.parametrize("bad", ["\ud800", "a\0b"], ids=["surrogate", "nul"])
-def test_connect_text_arguments_are_checked(field, bad):
+def test_connect_text_arguments_are_checked(field, bad, connect):
     kwargs = {"host": "127.0.0.1", "bucket": "default", "password": ""}
     kwargs[field] = f"couchbase://h/{bad}" if field == "connection_string" else bad
     with pytest.raises(ArgumentError) as info:
-        Couchbase.connect(**kwargs)
+        connect(**kwargs)
     assert info.value.operation == "connect" and field in str(info.value)
 
 
 @pytest.mark.parametrize("host", ["h/b?password=x", "h,other", "h b", "user@h", "h?x=1"])
-def test_host_cannot_inject_into_the_connection_string(host):
+def test_host_cannot_inject_into_the_connection_string(host, connect):
     with pytest.raises(ArgumentError) as info:
-        Couchbase.connect(host, bucket="default", password="")
+        connect(host, bucket="default", password="")
     assert "host" in str(info.value)
 
 
-def test_bucket_is_quoted_in_the_connection_string(cluster):
+def test_bucket_is_quoted_in_the_connection_string(cluster, connect):
     with pytest.raises(CouchbaseError) as info:  # no such bucket: nothing injected
-        Couchbase.connect(cluster.host, cluster.port, bucket="default?bootstrap_on=cccp", password="",
+        connect(cluster.host, cluster.port, bucket="default?bootstrap_on=cccp", password="",
                           connect_timeout=5)
     assert not isinstance(info.value, ArgumentError)
 
@@ -295,14 +297,14 @@ def test_nan_written_by_the_0_9_client_still_reads(cb, key):
 
 @pytest.mark.parametrize("name", ["timeout", "connect_timeout"])
 @pytest.mark.parametrize("bad", [float("inf"), float("nan"), 0, -1, 1e-7, 4295, 2**100, True, "1", None])
-def test_timeouts_must_be_representable(name, bad):
+def test_timeouts_must_be_representable(name, bad, connect):
     with pytest.raises(ArgumentError) as info:
-        Couchbase.connect("127.0.0.1", bucket="default", password="", **{name: bad})
+        connect("127.0.0.1", bucket="default", password="", **{name: bad})
     assert name in str(info.value)
 
 
-def test_timeout_extremes_that_libcouchbase_can_hold(cluster, key):
-    with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default",
+def test_timeout_extremes_that_libcouchbase_can_hold(cluster, key, connect):
+    with connect(cluster.host, cluster.port, password="", bucket="default",
                            timeout=4294.967295, connect_timeout=4294) as conn:
         conn.set(key, 1)
         assert conn.get(key) == 1
@@ -340,14 +342,14 @@ def test_a_bytes_subclass_is_stored_as_its_bytes(cb, key):
 @pytest.mark.parametrize("option", ["operation_timeout=inf", "timeout=nan", "config_total_timeout=5000",
                                     "timeout=1000000h", "timeout=-1", "config_node_timeout=1e400",
                                     "operation_timeout=Infinity"])
-def test_time_options_of_the_connection_string_are_checked(option):
+def test_time_options_of_the_connection_string_are_checked(option, connect):
     with pytest.raises(ArgumentError) as info:
-        Couchbase.connect(bucket="default", password="", connection_string=f"couchbase://127.0.0.1/default?{option}")
+        connect(bucket="default", password="", connection_string=f"couchbase://127.0.0.1/default?{option}")
     assert option.split("=")[0] in str(info.value)
 
 
 @pytest.mark.parametrize("option", ["operation_timeout=2.5", "timeout=500ms", "config_total_timeout=1m30s"])
-def test_time_options_in_range_are_passed_on(cluster, key, option):
+def test_time_options_in_range_are_passed_on(cluster, key, option, connect):
     connstr = f"couchbase://{cluster.host}:{cluster.port}=http/default?{option}"
-    with Couchbase.connect(bucket="default", password="", connection_string=connstr) as conn:
+    with connect(bucket="default", password="", connection_string=connstr) as conn:
         conn.set(key, 1)

@@ -12,35 +12,42 @@ from threads_util import run_threads
 
 from couchbase import Couchbase
 from couchbase.exceptions import ConnectError, NotFoundError, TimeoutError
-from couchbase.libcouchbase import Connection
+
+# the connection tests run once per connection kind (tests/kinds.py); those of
+# threads sharing a sync Connection, its GIL release and its finalizer are the sync kind's own
+EVERY_KIND = pytest.mark.every_kind
 
 
-def test_full_connection_string(cluster, key):
+@EVERY_KIND
+def test_full_connection_string(cluster, key, connect):
     connstr = f"couchbase://{cluster.host}:{cluster.port}=http/default?operation_timeout=5"
-    with Connection(bucket="default", password="", connection_string=connstr) as conn:
+    with connect(bucket="default", password="", connection_string=connstr) as conn:
         assert conn.connection_string == connstr
         assert conn.host is None and conn.port is None
         conn.set(key, 1)
         assert conn.get(key) == 1
 
 
-def test_cccp_connection_string_to_a_kv_port(cluster, key):
+@EVERY_KIND
+def test_cccp_connection_string_to_a_kv_port(cluster, key, connect):
     connstr = f"couchbase://{cluster.host}:{cluster.kv_ports[0]}/default"
-    with Connection(bucket="default", username=cluster.username, password=cluster.password,
+    with connect(bucket="default", username=cluster.username, password=cluster.password,
                     connection_string=connstr) as conn:
         conn.set(key, "via cccp")
         assert conn.get(key) == "via cccp"
 
 
-def test_repr_never_shows_the_password(cluster):
-    with Couchbase.connect(cluster.host, cluster.port, password="secret", bucket="protected") as conn:
+@EVERY_KIND
+def test_repr_never_shows_the_password(cluster, connect):
+    with connect(cluster.host, cluster.port, password="secret", bucket="protected") as conn:
         text = repr(conn)
         assert "secret" not in text
         assert "protected" in text and "open" in text
 
 
-def test_context_manager_closes(cluster):
-    with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default") as conn:
+@EVERY_KIND
+def test_context_manager_closes(cluster, connect):
+    with connect(cluster.host, cluster.port, password="", bucket="default") as conn:
         assert not conn.closed
     assert conn.closed
 
@@ -54,8 +61,9 @@ def test_unclosed_connection_warns(cluster):
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
 
 
-def test_operation_timeout_on_a_slow_server(cluster, key):
-    with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default", timeout=0.3) as conn:
+@EVERY_KIND
+def test_operation_timeout_on_a_slow_server(cluster, key, connect):
+    with connect(cluster.host, cluster.port, password="", bucket="default", timeout=0.3) as conn:
         conn.set(key, 1)
         cluster.hiccup(1500)
         try:
@@ -69,7 +77,8 @@ def test_operation_timeout_on_a_slow_server(cluster, key):
         assert info.value.key == key and info.value.operation == "get"
 
 
-def test_connect_timeout_on_a_server_that_never_answers():
+@EVERY_KIND
+def test_connect_timeout_on_a_server_that_never_answers(connect):
     import socket
 
     listener = socket.socket()
@@ -78,7 +87,7 @@ def test_connect_timeout_on_a_server_that_never_answers():
     try:
         start = time.monotonic()
         with pytest.raises(ConnectError) as info:
-            Couchbase.connect("127.0.0.1", listener.getsockname()[1], password="", bucket="default",
+            connect("127.0.0.1", listener.getsockname()[1], password="", bucket="default",
                               connect_timeout=0.5)
         assert time.monotonic() - start < 5
         assert "'default'" in str(info.value)
@@ -86,6 +95,7 @@ def test_connect_timeout_on_a_server_that_never_answers():
         listener.close()
 
 
+@EVERY_KIND
 def test_multi_get_is_one_pipelined_round(cb, cluster, key):
     keys = [f"{key}:{i}" for i in range(20)]
     cb.set(dict.fromkeys(keys, 1))
@@ -99,16 +109,18 @@ def test_multi_get_is_one_pipelined_round(cb, cluster, key):
     assert elapsed < 20 * 0.150 / 2, f"20 keys took {elapsed:.2f} s: not pipelined"
 
 
-def test_log_goes_to_python_logging(cluster, caplog):
+@EVERY_KIND
+def test_log_goes_to_python_logging(cluster, caplog, connect):
     with caplog.at_level(logging.DEBUG, logger="couchbase"):
-        with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default"):
+        with connect(cluster.host, cluster.port, password="", bucket="default"):
             pass
     assert any(r.name == "couchbase" for r in caplog.records)
 
 
-def test_log_is_quiet_below_warning_by_default(cluster, caplog):
+@EVERY_KIND
+def test_log_is_quiet_below_warning_by_default(cluster, caplog, connect):
     with caplog.at_level(logging.WARNING, logger="couchbase"):
-        with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default") as conn:
+        with connect(cluster.host, cluster.port, password="", bucket="default") as conn:
             conn.set("quiet-log", 1)
     assert not [r for r in caplog.records if r.name == "couchbase" and r.levelno < logging.WARNING]
 
@@ -185,14 +197,15 @@ def test_close_while_another_thread_uses_the_connection(cluster, key):
 
 
 
-def test_dead_server_gives_an_error_not_a_hang(key):
+@EVERY_KIND
+def test_dead_server_gives_an_error_not_a_hang(key, connect):
     from couchbase.exceptions import CouchbaseError, NetworkError
     from couchbase.mock import MockCluster
 
     mock = MockCluster(buckets={"default": ""})
     mock.start()
     try:
-        conn = Couchbase.connect(mock.host, mock.port, password="", bucket="default", timeout=0.5)
+        conn = connect(mock.host, mock.port, password="", bucket="default", timeout=0.5)
         conn.set(key, 1)
     finally:
         mock.stop()

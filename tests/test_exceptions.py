@@ -14,6 +14,8 @@ import types
 
 import pytest
 
+pytestmark = pytest.mark.every_kind  # each connection test once per connection kind (tests/kinds.py)
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SEED_DOC = ROOT.parent / "shared" / "reference" / "seed-couchbase-package.txt"
 
@@ -145,10 +147,9 @@ def test_classes_are_also_the_builtin_for_the_same_failure(cls, builtin):
     assert type(copy) is cls and str(copy) == str(e)
 
 
-def test_a_real_timeout_is_caught_as_the_builtin(cluster):
-    from couchbase import Couchbase
+def test_a_real_timeout_is_caught_as_the_builtin(cluster, connect):
 
-    with Couchbase.connect(cluster.host, cluster.port, bucket="default", password="", timeout=0.3) as cb:
+    with connect(cluster.host, cluster.port, bucket="default", password="", timeout=0.3) as cb:
         cluster.stall(True)
         try:
             with pytest.raises(builtins.TimeoutError) as info:

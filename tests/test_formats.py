@@ -11,8 +11,10 @@ from fractions import Fraction
 import pytest
 
 import couchbase
-from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN, Couchbase
+from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN
 from couchbase.exceptions import ArgumentError, ValueFormatError
+
+pytestmark = pytest.mark.every_kind  # each connection test once per connection kind (tests/kinds.py)
 
 
 def test_format_constants_are_the_0_9_values():
@@ -88,10 +90,10 @@ def test_unknown_format_is_argument_error(cb, key):
         cb.default_format = 99
 
 
-def test_default_format_across_connections(cluster, key):
-    with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default",
+def test_default_format_across_connections(cluster, key, connect):
+    with connect(cluster.host, cluster.port, password="", bucket="default",
                            default_format=FMT_PICKLE) as pickler, \
-            Couchbase.connect(cluster.host, cluster.port, password="", bucket="default") as jsoner:
+            connect(cluster.host, cluster.port, password="", bucket="default") as jsoner:
         assert pickler.default_format == FMT_PICKLE and jsoner.default_format == FMT_JSON
         pickler.set(key, {"from": "pickler"})
         jsoner.set(key + ":j", {"from": "json"})

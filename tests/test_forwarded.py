@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN, Couchbase
+from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN
 from couchbase.exceptions import (
     CouchbaseError,
     KeyExistsError,
@@ -25,7 +25,8 @@ from couchbase.exceptions import (
 )
 from couchbase.mock import MockCluster
 
-pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
+# run under the sanitizers too (scripts/run-sanitized); each connection test once per kind (tests/kinds.py)
+pytestmark = [pytest.mark.sanitize, pytest.mark.every_kind]
 SMALL, LARGE = 1000, 100_000
 SIZES = pytest.mark.parametrize("size", [SMALL, LARGE], ids=["small", "large"])
 
@@ -234,11 +235,11 @@ def test_injected_get_failures_on_both_paths(cb, lcb_path, cluster, key, status)
         assert outcomes[0] == ("result", "v")
 
 
-def test_get_timeout_on_both_paths(cluster, lcb_path_connstr, key):
+def test_get_timeout_on_both_paths(cluster, lcb_path_connstr, key, connect):
     cluster.hiccup(400)
     try:
         for options in ({}, {"connection_string": lcb_path_connstr}):
-            with Couchbase.connect(cluster.host, cluster.port, bucket="default", password="",
+            with connect(cluster.host, cluster.port, bucket="default", password="",
                                    timeout=0.1, **options) as c:
                 with pytest.raises(TimeoutError) as info:
                     c.get(key)
@@ -247,14 +248,14 @@ def test_get_timeout_on_both_paths(cluster, lcb_path_connstr, key):
         cluster.hiccup(0)
 
 
-def test_tracing_sees_every_operation(cluster, key, caplog):
+def test_tracing_sees_every_operation(cluster, key, caplog, connect):
     """libcouchbase traces only its own commands: with tracing on, gets and
     large stores go through them, and the threshold report lists them (the
     mock then frames every reply with the server's duration, as a node does)."""
     connstr = (f"couchbase://{cluster.host}:{cluster.port}=http/default"
                "?tracing_threshold_kv=0.000001&tracing_threshold_queue_flush_interval=0.1")
     caplog.set_level(logging.INFO, logger="couchbase")
-    with Couchbase.connect(bucket="default", password="", connection_string=connstr,
+    with connect(bucket="default", password="", connection_string=connstr,
                            enable_tracing=True) as c:
         c.set(key, {"v": 1})
         c.set(key + ":big", _value(LARGE), format=FMT_PLAIN)
@@ -272,11 +273,11 @@ def test_tracing_sees_every_operation(cluster, key, caplog):
         assert '"operation_name":"get"' in reports and '"operation_name":"upsert"' in reports
 
 
-def test_memcached_bucket_routes_built_packets_by_ketama():
+def test_memcached_bucket_routes_built_packets_by_ketama(connect):
     # no vbuckets: libcouchbase maps each key onto a node with its ketama ring
     with MockCluster(nodes=3, buckets={"default": ""}) as mock:
         mock.create_bucket("cache", bucket_type="memcached")
-        with Couchbase.connect(mock.host, mock.port, bucket="cache", password="") as c:
+        with connect(mock.host, mock.port, bucket="cache", password="") as c:
             values = {f"k{i}": b"x" * (i * 300) for i in range(120)}  # 0 B to 35 KiB
             c.set(values, format=FMT_PLAIN)
             assert c.get(list(values)) == list(values.values())

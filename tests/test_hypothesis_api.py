@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN, Connection
+from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN
 from couchbase.exceptions import ArgumentError, CouchbaseError, ValueFormatError, safe_repr
 
 EXAMPLES = int(os.environ.get("COUCHBASE_FUZZ_EXAMPLES", "40"))
+pytestmark = pytest.mark.every_kind  # each connection test once per connection kind (tests/kinds.py)
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not os.environ.get(
     "COUCHBASE_FUZZ_EXAMPLES"), suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                         HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -168,8 +169,8 @@ def _store_args(multi, recipes, vals, prefix):
 
 
 @pytest.fixture(scope="module")
-def fuzz_cb(cluster):
-    conn = Connection(cluster.host, cluster.port, password="", bucket="default", timeout=5)
+def fuzz_cb(cluster, connect):
+    conn = connect(cluster.host, cluster.port, password="", bucket="default", timeout=5)
     yield conn
     conn.close()
 
@@ -314,14 +315,14 @@ def connect_kwargs(draw, cluster, closed_port):
 
 @settings(FUZZ, max_examples=max(EXAMPLES, 60))
 @given(data=st.data())
-def test_constructor(cluster, closed_port, data):
+def test_constructor(cluster, closed_port, connect, data):
     kwargs = data.draw(connect_kwargs(cluster, closed_port))
     try:
-        conn = Connection(**kwargs)
+        conn = connect(**kwargs)
     except CouchbaseError as e:
         _assert_documented(e)
     except Exception as e:  # noqa: BLE001
-        pytest.fail(f"Connection({safe_repr(kwargs)}) raised undocumented {type(e).__name__}: {e}")
+        pytest.fail(f"connect({safe_repr(kwargs)}) raised undocumented {type(e).__name__}: {e}")
     else:
         assert isinstance(repr(conn), str)
         conn.close()

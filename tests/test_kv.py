@@ -13,6 +13,8 @@ from couchbase.exceptions import (
     TemporaryFailError,
 )
 
+pytestmark = pytest.mark.every_kind  # each connection test once per connection kind (tests/kinds.py)
+
 # -- get ----------------------------------------------------------------------
 
 

@@ -16,6 +16,8 @@ from couchbase import FMT_PLAIN, _lcb
 from couchbase.exceptions import TooBigError
 from couchbase.mock.protocol import REQ_MAGIC, Op
 
+pytestmark = pytest.mark.every_kind  # each connection test once per connection kind (tests/kinds.py)
+
 HEADER = 24
 MAX_KEY = 250
 LARGE = 16384            # from this size on a raw store is a built packet, a value read kept as bytes

@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 import pytest
 
-from couchbase import Couchbase
 from couchbase.exceptions import (
     ArgumentError,
     AuthError,
@@ -23,6 +22,8 @@ from couchbase.exceptions import (
     secret_forms,
 )
 from couchbase.mock import MockCluster
+
+pytestmark = pytest.mark.every_kind  # each connection test once per connection kind (tests/kinds.py)
 
 # distinctive, and with characters a connection string must URL-encode
 PASSWORD = "Zq9/pw!x#S3cr&t=%Lk"
@@ -81,12 +82,11 @@ def _connstr(host, port, bucket, route):
     return None
 
 
-def _connect(host, port, bucket, route, **options):
+def _connect(connect, host, port, bucket, route, **options):
     connstr = _connstr(host, port, bucket, route)
     if connstr is None:
-        return Couchbase.connect(host, port, password=PASSWORD, bucket=bucket, connect_timeout=5, **options)
-    return Couchbase.connect(bucket=bucket, password=None, connection_string=connstr, connect_timeout=5,
-                             **options)
+        return connect(host, port, password=PASSWORD, bucket=bucket, connect_timeout=5, **options)
+    return connect(bucket=bucket, password=None, connection_string=connstr, connect_timeout=5, **options)
 
 
 def _texts_of(error):
@@ -111,8 +111,8 @@ ROUTES = ["argument", "query", "userinfo"]
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_successful_connect_shows_no_password(vault, route, log_lines):
-    with _connect(vault.host, vault.port, BUCKET, route) as conn:
+def test_successful_connect_shows_no_password(vault, route, log_lines, connect):
+    with _connect(connect, vault.host, vault.port, BUCKET, route) as conn:
         conn.set("k", 1)
         assert conn.get("k") == 1
         _assert_hidden([repr(conn), conn.connection_string])
@@ -130,7 +130,7 @@ def test_successful_connect_shows_no_password(vault, route, log_lines):
 
 @pytest.mark.parametrize("route", ROUTES + ["query-any-case"])
 @pytest.mark.parametrize("failure", ["refused", "wrong password", "unknown bucket"])
-def test_failed_connect_shows_no_password(vault, dead_port, route, failure, log_lines):
+def test_failed_connect_shows_no_password(vault, dead_port, route, failure, log_lines, connect):
     host, port, bucket = vault.host, vault.port, BUCKET
     expected = CouchbaseError
     if failure == "refused":
@@ -142,15 +142,15 @@ def test_failed_connect_shows_no_password(vault, dead_port, route, failure, log_
     if route == "query-any-case":
         expected = CouchbaseError
     with pytest.raises(expected) as info:
-        _connect(host, port, bucket, route).close()
+        _connect(connect, host, port, bucket, route).close()
     _assert_hidden(_texts_of(info.value))
     _assert_hidden(log_lines)
     if route != "query-any-case":  # (refused before libcouchbase logs anything)
         assert any("Effective connection string" in line for line in log_lines)
 
 
-def test_an_operation_error_and_close_show_no_password(vault, log_lines):
-    with _connect(vault.host, vault.port, BUCKET, "query") as conn:
+def test_an_operation_error_and_close_show_no_password(vault, log_lines, connect):
+    with _connect(connect, vault.host, vault.port, BUCKET, "query") as conn:
         with pytest.raises(CouchbaseError) as info:
             conn.get("missing")
         _assert_hidden(_texts_of(info.value))
@@ -160,19 +160,19 @@ def test_an_operation_error_and_close_show_no_password(vault, log_lines):
     _assert_hidden(log_lines)
 
 
-def test_a_bad_password_argument_is_not_shown():
+def test_a_bad_password_argument_is_not_shown(connect):
     for bad in ("\ud800" + PASSWORD, PASSWORD + "\0"):
         with pytest.raises(ArgumentError) as info:
-            Couchbase.connect("127.0.0.1", password=bad, bucket="b")
+            connect("127.0.0.1", password=bad, bucket="b")
         assert "password" in str(info.value) and info.value.operation == "connect"
         _assert_hidden(_texts_of(info.value))
         assert info.value.__cause__ is None
         assert info.value.__context__ is None or info.value.__suppress_context__
 
 
-def test_a_bad_connection_string_is_not_shown():
+def test_a_bad_connection_string_is_not_shown(connect):
     with pytest.raises(ArgumentError) as info:
-        Couchbase.connect(bucket="b", password="", connection_string=f"couchbase://h/b?password={PASSWORD}\udcff")
+        connect(bucket="b", password="", connection_string=f"couchbase://h/b?password={PASSWORD}\udcff")
     _assert_hidden(_texts_of(info.value))
 
 
@@ -212,11 +212,11 @@ def test_redact_keeps_what_is_not_secret(text):
     assert redact(text) == text
 
 
-def test_userinfo_with_unencoded_characters_is_taken_out(vault, log_lines):
+def test_userinfo_with_unencoded_characters_is_taken_out(vault, log_lines, connect):
     raw = "raw/pw:with@signs"
     with MockCluster(buckets={"raw": raw}) as mock:
         connstr = f"couchbase://raw:{raw}@{mock.host}:{mock.port}=http/raw"
-        with Couchbase.connect(bucket="raw", connection_string=connstr) as conn:
+        with connect(bucket="raw", connection_string=connstr) as conn:
             assert conn.get("k", quiet=True) is None
             assert raw not in repr(conn) and "@" not in conn.connection_string
     assert not [line for line in log_lines if "pw:with" in line or raw in line]

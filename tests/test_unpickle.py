@@ -7,9 +7,11 @@ import pickle
 
 import pytest
 
-from couchbase import FMT_PICKLE, FMT_PLAIN, Couchbase
+from couchbase import FMT_PICKLE, FMT_PLAIN
 from couchbase.__main__ import main
 from couchbase.exceptions import ArgumentError, ValueFormatError
+
+pytestmark = pytest.mark.every_kind  # each connection test once per connection kind (tests/kinds.py)
 
 
 def _record(what):
@@ -34,19 +36,19 @@ def stored(cb, key):
     return key
 
 
-def _connect(cluster, unpickle):
-    return Couchbase.connect(cluster.host, cluster.port, password="", bucket="default", unpickle=unpickle)
+def _connect(connect, cluster, unpickle):
+    return connect(cluster.host, cluster.port, password="", bucket="default", unpickle=unpickle)
 
 
-def test_default_unpickles_as_0_9_did(cluster, stored):
-    with Couchbase.connect(cluster.host, cluster.port, password="", bucket="default") as conn:
+def test_default_unpickles_as_0_9_did(cluster, stored, connect):
+    with connect(cluster.host, cluster.port, password="", bucket="default") as conn:
         assert conn.unpickle is True
         conn.get(stored)
     assert _Detonator.ran == ["unpickled"]
 
 
-def test_refuse_raises_naming_the_key_and_runs_nothing(cluster, stored):
-    with _connect(cluster, False) as conn:
+def test_refuse_raises_naming_the_key_and_runs_nothing(cluster, stored, connect):
+    with _connect(connect, cluster, False) as conn:
         assert conn.unpickle is False
         for call in (lambda: conn.get(stored), lambda: conn.get(stored, format=FMT_PICKLE),
                      lambda: conn.get(stored, extended=True)):
@@ -65,8 +67,8 @@ def test_refuse_raises_naming_the_key_and_runs_nothing(cluster, stored):
     assert _Detonator.ran == []
 
 
-def test_refuse_in_a_multi_get_keeps_the_other_values(cluster, stored):
-    with _connect(cluster, False) as conn:
+def test_refuse_in_a_multi_get_keeps_the_other_values(cluster, stored, connect):
+    with _connect(connect, cluster, False) as conn:
         with pytest.raises(ValueFormatError) as info:
             conn.get([f"{stored}:json", stored])
         results = info.value.all_results
@@ -75,9 +77,9 @@ def test_refuse_in_a_multi_get_keeps_the_other_values(cluster, stored):
     assert _Detonator.ran == []
 
 
-def test_bytes_mode_returns_the_pickled_bytes(cluster, stored):
+def test_bytes_mode_returns_the_pickled_bytes(cluster, stored, connect):
     expected = pickle.dumps(_Detonator(), pickle.HIGHEST_PROTOCOL)
-    with _connect(cluster, "bytes") as conn:
+    with _connect(connect, cluster, "bytes") as conn:
         assert conn.unpickle == "bytes"
         assert conn.get(stored) == expected
         assert conn.get([stored, f"{stored}:json"]) == [expected, {"a": 1}]
@@ -91,9 +93,9 @@ def test_bytes_mode_returns_the_pickled_bytes(cluster, stored):
 
 
 @pytest.mark.parametrize("bad", [None, 0, 1, "yes", "BYTES", b"bytes", [True]])
-def test_unpickle_option_is_checked(cluster, bad):
+def test_unpickle_option_is_checked(cluster, bad, connect):
     with pytest.raises(ArgumentError) as info:
-        _connect(cluster, bad)
+        _connect(connect, cluster, bad)
     assert "unpickle" in str(info.value)
 
 
