@@ -33,6 +33,8 @@ try:
 except ImportError:  # no uvloop build for this platform: the asyncio loop only
     uvloop = None
 
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
+
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 
 
