@@ -29,6 +29,8 @@ EXPOSED = {
             "and written past its buffers (a broken or hostile server can corrupt the heap)",
     "0007": "a call's timeout shorter than the connection's fires only at the connection's timeout, and "
             "scheduling walks every request in flight (quadratic with many in flight)",
+    "0008": "closing a connection after a persist_to/replicate_to store timed out can crash the process "
+            "(a durability poll's reply reaches its freed state)",
 }
 
 

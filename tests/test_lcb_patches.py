@@ -262,3 +262,34 @@ def test_a_hostile_subdoc_reply_is_a_protocol_error(cluster, case):
     # a change whose reply cannot be read may have been applied: its outcome is unknown
     expected = "ProtocolError" if op == "lookup" else "OutcomeUnknownError"
     assert result == {"outcome": expected, "recovered": True}, result
+
+
+# Patch 0008: lcb_destroy freed a pending durability poll before failing its requests in
+# flight, whose callbacks then reached the freed poll: closing a connection after an
+# observe-based durable store timed out against a slow node crashed the process.
+OBSERVE_CHILD = textwrap.dedent("""
+    import sys
+    from couchbase import Couchbase
+    from couchbase.exceptions import TimeoutError
+
+    host, port = sys.argv[1], int(sys.argv[2])
+    cb = Couchbase.connect(host, port, bucket="default", password="", timeout=0.5)
+    timeouts = 0
+    for i in range(3):
+        try:
+            cb.set("observed:%d" % i, i, replicate_to=2, persist_to=1)
+        except TimeoutError:
+            timeouts += 1
+    cb.close()
+    print("closed", timeouts)
+""")
+
+
+def test_closing_after_an_observed_store_timed_out_does_not_crash():
+    with MockCluster(nodes=3, replicas=2, vbuckets=64) as mock:
+        mock.replication_delay(lag_ms=200, persist_ms=300)
+        mock.hiccup(1500, node_index=1)  # one node's OBSERVE replies come after the timeout
+        proc = subprocess.run([sys.executable, "-c", OBSERVE_CHILD, mock.host, str(mock.port)],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"the client died ({proc.returncode}): {proc.stderr[-2000:]}"
+    assert proc.stdout.split() == ["closed", "3"], proc.stdout

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import couchbase.subdocument as SD
-from couchbase import Couchbase, Durability, Result
+from couchbase import Durability, Result
 from couchbase.exceptions import (
     ArgumentError,
     DurabilityAmbiguousError,
@@ -17,6 +17,8 @@ from couchbase.exceptions import (
     TimeoutError,
 )
 from couchbase.mock import MockCluster
+
+pytestmark = pytest.mark.every_kind  # each test against both connection kinds (tests/kinds.py)
 
 TIMEOUT = 1.0
 SLACK = 3.0  # a loaded machine's scheduling on top of a timeout
@@ -29,10 +31,11 @@ def mock3():
 
 
 @pytest.fixture
-def cb3(mock3):
+def cb3(mock3, connect):
     mock3.stall(False)
+    mock3.hiccup(0)
     mock3.replication_delay(0, 0)
-    conn = Couchbase.connect(mock3.host, mock3.port, bucket="default", password="", timeout=TIMEOUT)
+    conn = connect(mock3.host, mock3.port, bucket="default", password="", timeout=TIMEOUT)
     yield conn
     mock3.stall(False)
     conn.close()
@@ -147,8 +150,9 @@ def test_replica_reads_after_a_failover_skip_the_empty_slots(cb3, mock3):
                                          (Durability.MAJORITY_AND_PERSIST_TO_ACTIVE, 2),
                                          (Durability.PERSIST_TO_MAJORITY, 3)])
 def test_every_mutation_takes_a_durability_level(cb3, mock3, level, wire):
-    mock3.durability_frames(clear=True)
     k = f"durable:{wire}"
+    cb3.delete(f"{k}:n", quiet=True)
+    mock3.durability_frames(clear=True)
     cb3.set(k, 1, durability=level)
     cb3.replace(k, 2, durability=level, timeout=10.0)
     cb3.incr(f"{k}:n", initial=0, durability=level)
@@ -163,9 +167,9 @@ def test_every_mutation_takes_a_durability_level(cb3, mock3, level, wire):
     assert cb3.get(k, quiet=True) is None and cb3.get(f"{k}:n") == 0
 
 
-def test_durability_impossible(mock3, cb3):
+def test_durability_impossible(connect):
     with MockCluster(nodes=1, replicas=1, vbuckets=16) as lonely:
-        conn = Couchbase.connect(lonely.host, lonely.port, bucket="default", password="", timeout=TIMEOUT)
+        conn = connect(lonely.host, lonely.port, bucket="default", password="", timeout=TIMEOUT)
         with pytest.raises(DurabilityImpossibleError) as info:
             conn.set("k", 1, durability=Durability.MAJORITY)
         assert info.value.key == "k" and "not applied" in str(info.value)
@@ -184,13 +188,13 @@ def test_durability_ambiguous(cb3, mock3):
     assert 2.7 <= seconds < 3.0 + SLACK
 
 
-def test_a_change_waits_for_a_pending_durable_write(cb3, mock3):
+def test_a_change_waits_for_a_pending_durable_write(cb3, mock3, connect):
     # the node refuses changes to a key with a durable write pending
     # (SYNC_WRITE_IN_PROGRESS); the client retries them until it completes
     key = key_active_on(mock3, 0, "pending")
     cb3.set(key, 0)
     mock3.replication_delay(lag_ms=800)
-    other = Couchbase.connect(mock3.host, mock3.port, bucket="default", password="", timeout=TIMEOUT)
+    other = connect(mock3.host, mock3.port, bucket="default", password="", timeout=TIMEOUT)
     try:
         done = []
         writer = threading.Thread(target=lambda: done.append(
@@ -240,7 +244,10 @@ def test_a_longer_per_call_timeout_waits_longer(cb3, mock3):
     key = key_active_on(mock3, 1, "slower")
     cb3.set(key, "v")
     mock3.hiccup(1500, node_index=1)
-    assert cb3.get(key, timeout=5.0) == "v"
+    try:
+        assert cb3.get(key, timeout=5.0) == "v"
+    finally:
+        mock3.hiccup(0)
 
 
 def test_timeout_argument_is_checked(cb, key):

@@ -21,6 +21,8 @@ from couchbase.exceptions import (
     XattrUnknownVirtualAttributeError,
 )
 
+pytestmark = pytest.mark.every_kind  # each test against both connection kinds (tests/kinds.py)
+
 DOC = {"name": "Ada", "tags": ["a", "b"], "n": 1, "nested": {"x": {"y": 2}}}
 
 # -- lookup_in ------------------------------------------------------------------
