@@ -7,8 +7,8 @@ With the patches, each hostile reply is an error for its key within the
 operation timeout, and the Connection recovers."""
 
 import json
-import struct
 import pathlib
+import struct
 import subprocess
 import sys
 import textwrap
