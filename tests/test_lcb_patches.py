@@ -244,7 +244,8 @@ SUBDOC_CASES = {
     # mutation: a result for spec index 200 of 2
     "mutation index not sent": ("mutate", {"opcode": 0xD1}, b"\xc8" + struct.pack(">HI", 0, 1) + b"1"),
     # mutation: a value length past the body
-    "mutation value past the body": ("mutate", {"opcode": 0xD1}, b"\x00" + struct.pack(">HI", 0, 4096) + b"1"),
+    "mutation value past the body": ("mutate", {"opcode": 0xD1},
+                                     b"\x00" + struct.pack(">HI", 0, 4096) + b"1"),
 }
 
 
