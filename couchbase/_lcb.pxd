@@ -574,7 +574,7 @@ cdef extern from "libcouchbase/cntl.h" nogil:
 
 
 cdef extern from "libcouchbase/couchbase.h" nogil:
-    # -- beyond the 0.9 API: exists, sub-document, durability, per-call timeouts --
+    # -- beyond the 0.9 API: exists, sub-document, durability --
     ctypedef enum lcb_DURABILITY_LEVEL:
         LCB_DURABILITYLEVEL_NONE
         LCB_DURABILITYLEVEL_MAJORITY
@@ -584,14 +584,6 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
         LCB_CALLBACK_EXISTS
         LCB_CALLBACK_SDLOOKUP
         LCB_CALLBACK_SDMUTATE
-
-    # per-call timeouts, in microseconds
-    lcb_STATUS lcb_cmdget_timeout(lcb_CMDGET *cmd, uint32_t timeout)
-    lcb_STATUS lcb_cmdstore_timeout(lcb_CMDSTORE *cmd, uint32_t timeout)
-    lcb_STATUS lcb_cmdremove_timeout(lcb_CMDREMOVE *cmd, uint32_t timeout)
-    lcb_STATUS lcb_cmdcounter_timeout(lcb_CMDCOUNTER *cmd, uint32_t timeout)
-    lcb_STATUS lcb_cmdtouch_timeout(lcb_CMDTOUCH *cmd, uint32_t timeout)
-    lcb_STATUS lcb_cmdunlock_timeout(lcb_CMDUNLOCK *cmd, uint32_t timeout)
 
     # durability: synchronous levels on every mutation, observe-based on stores
     lcb_STATUS lcb_cmdstore_durability(lcb_CMDSTORE *cmd, lcb_DURABILITY_LEVEL level)
@@ -611,7 +603,6 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
     lcb_STATUS lcb_cmdexists_create(lcb_CMDEXISTS **cmd)
     lcb_STATUS lcb_cmdexists_destroy(lcb_CMDEXISTS *cmd)
     lcb_STATUS lcb_cmdexists_key(lcb_CMDEXISTS *cmd, const char *key, size_t key_len)
-    lcb_STATUS lcb_cmdexists_timeout(lcb_CMDEXISTS *cmd, uint32_t timeout)
     lcb_STATUS lcb_exists(lcb_INSTANCE *instance, void *cookie, const lcb_CMDEXISTS *cmd)
 
     # sub-document: lookup_in / mutate_in
@@ -672,7 +663,6 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
     lcb_STATUS lcb_cmdsubdoc_expiry(lcb_CMDSUBDOC *cmd, uint32_t expiration)
     lcb_STATUS lcb_cmdsubdoc_store_semantics(lcb_CMDSUBDOC *cmd, lcb_SUBDOC_STORE_SEMANTICS mode)
     lcb_STATUS lcb_cmdsubdoc_durability(lcb_CMDSUBDOC *cmd, lcb_DURABILITY_LEVEL level)
-    lcb_STATUS lcb_cmdsubdoc_timeout(lcb_CMDSUBDOC *cmd, uint32_t timeout)
     lcb_STATUS lcb_subdoc(lcb_INSTANCE *instance, void *cookie, const lcb_CMDSUBDOC *cmd)
 
 

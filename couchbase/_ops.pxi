@@ -103,23 +103,16 @@ cdef object _collect(_Slots call):
 
 cdef int _with_options(_Slots call, object timeout, object durability=None, object persist_to=0,
                        object replicate_to=0) except -1:
-    """A call's per-call options on its command(s), through its kind's
-    setters: a timeout overriding the connection's, a durability
-    requirement. Either sends the call through libcouchbase's own commands
-    (the packets built here carry neither)."""
-    cdef uint32_t us
+    """A call's per-call options: a timeout overriding the connection's (the
+    call is scheduled under it), a durability requirement (on its command,
+    through its kind's setter; such a call goes through libcouchbase's own
+    commands, as the packets built here carry no durability frame)."""
     cdef int persist, replicate
     cdef lcb.lcb_DURABILITY_LEVEL level
-    if (timeout is not None and call.kind.set_timeout == NULL) or (
-            durability is not None and call.kind.set_durability == NULL):
-        raise _exc.InternalError(f"{call.op} takes no such option")  # never: its signature has none
+    if durability is not None and call.kind.set_durability == NULL:
+        raise _exc.InternalError(f"{call.op} takes no durability")  # never: its signature has none
     if timeout is not None:
-        us = _check_timeout("timeout", timeout, call.op)
-        _check_rc(call.kind.set_timeout(call.cmd, us), call.op)
-        if call.empty_store != NULL:
-            _check_rc(call.kind.set_timeout(call.empty_store, us), call.op)
-        call.forward_get = False
-        call.store.forward = False
+        call.timeout_us = _check_timeout("timeout", timeout, call.op)
     if durability is None and not persist_to and not replicate_to:
         return 0
     level = _check_durability(durability, call.op)
@@ -786,13 +779,14 @@ cdef class _Core:
 
     # -- stats ---------------------------------------------------------------------
 
-    def stats(self, stats=None):
+    def stats(self, stats=None, *, timeout=None):
         """Request server statistics from every node.
 
         ``stats()`` gives the default group; ``stats('memory')`` or a list of
         groups the named ones. Returns a dict stat name -> {node: value}, with
-        numbers as int or float. On an AsyncConnection: a Future of the same
-        (done once every node answered, failed or timed out).
+        numbers as int or float. ``timeout`` (seconds) overrides the
+        connection's for this call. On an AsyncConnection: a Future of the
+        same (done once every node answered, failed or timed out).
 
         Example::
 
@@ -813,4 +807,5 @@ cdef class _Core:
         cdef lcb.lcb_CMDSTATS *cmd = NULL
         _check_rc(lcb.lcb_cmdstats_create(&cmd), "stats")
         _own(call, cmd, &KIND_STATS)
+        _with_options(call, timeout)
         return self._execute(call)

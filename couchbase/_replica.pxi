@@ -24,7 +24,6 @@ cdef struct ReplicaRead:
     Py_ssize_t unsettled  # keys not settled yet (any)
     int *winner           # per key: the copy that settled it; -1: not yet; -2: every copy failed
     Slot *slots           # the call's slots
-    uint32_t timeout_us   # the call's timeout; 0: the connection's
 
 
 cdef ReplicaRead *_new_replica_read(_Slots call, int copies, bint any) except NULL:
@@ -53,11 +52,6 @@ cdef void _free_replica_read(void *cmd) noexcept nogil:
     free(rr)
 
 
-cdef lcb.lcb_STATUS _replica_timeout(void *cmd, uint32_t timeout_us) noexcept nogil:
-    (<ReplicaRead *> cmd).timeout_us = timeout_us
-    return lcb.LCB_SUCCESS
-
-
 cdef lcb.lcb_STATUS _send_copy(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
                                Forward **forwards) noexcept:
     """Send copy i % copies of its key to the node the current map names for
@@ -69,8 +63,6 @@ cdef lcb.lcb_STATUS _send_copy(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize
     cdef int vbid = 0, server = -1
     cdef char packet[FORWARD_MAX_HEAD]
     cdef lcb.lcb_CMDPKTFWD cmd
-    cdef uint32_t default_us = 0
-    cdef lcb.lcb_STATUS rc
     if not _forwards_get(slot):
         return lcb.LCB_ERR_INVALID_ARGUMENT  # a key too long for a built packet (never: 250 bytes fit)
     if lcb.lcb_cntl(instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_VBCONFIG,
@@ -88,17 +80,10 @@ cdef lcb.lcb_STATUS _send_copy(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize
     _put_be16(packet + 6, <uint16_t> vbid)
     cmd.nomap = 1
     cmd.server_index = <uint16_t> server
-    if rr.timeout_us == 0:
-        return lcb.lcb_pktfwd3(instance, slot, &cmd)
-    # a built packet's deadline comes from the connection's timeout, read as it is scheduled
-    lcb.lcb_cntl(instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_OP_TIMEOUT, &default_us)
-    lcb.lcb_cntl(instance, lcb.LCB_CNTL_SET, lcb.LCB_CNTL_OP_TIMEOUT, &rr.timeout_us)
-    rc = lcb.lcb_pktfwd3(instance, slot, &cmd)
-    lcb.lcb_cntl(instance, lcb.LCB_CNTL_SET, lcb.LCB_CNTL_OP_TIMEOUT, &default_us)
-    return rc
+    return lcb.lcb_pktfwd3(instance, slot, &cmd)
 
 
-cdef CommandKind KIND_REPLICA = CommandKind(_send_copy, _free_replica_read, _replica_timeout, NULL)
+cdef CommandKind KIND_REPLICA = CommandKind(_send_copy, _free_replica_read, NULL)
 
 
 cdef void _on_copy(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,

@@ -116,19 +116,18 @@ cdef lcb.lcb_STATUS NO_REPLY = -1
 
 
 # A kind of libcouchbase command (see _own): how one key of a call is sent,
-# how the call's command is freed, and how the per-call options go on it
-# (NULL: the kind has no such option).
+# how the call's command is freed, and how a durability requirement goes on
+# it (NULL: the kind takes none). A call's own timeout needs nothing of the
+# kind: _schedule_call schedules the call under it.
 ctypedef lcb.lcb_STATUS (*Sender)(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
                                   Forward **forwards) noexcept
 ctypedef void (*Freer)(void *cmd) noexcept nogil
-ctypedef lcb.lcb_STATUS (*TimeoutSetter)(void *cmd, uint32_t timeout_us) noexcept nogil
 ctypedef lcb.lcb_STATUS (*DurabilitySetter)(void *cmd, lcb.lcb_DURABILITY_LEVEL level) noexcept nogil
 
 
 cdef struct CommandKind:
     Sender send
     Freer free_cmd
-    TimeoutSetter set_timeout
     DurabilitySetter set_durability
 
 
@@ -165,6 +164,7 @@ cdef class _Slots:
     cdef lcb.lcb_SUBDOCSPECS *subdoc_specs  # a sub-document call's specs, shared by every key
     cdef list specs  # ... as couchbase.subdocument specs, to read the replies by
     cdef int unanswered  # slots still waiting for their reply
+    cdef uint32_t timeout_us  # the call's own timeout (microseconds); 0: the connection's
     cdef bint done
     # how the replies become the result (_ops.pxi: result)
     cdef str op
@@ -362,8 +362,18 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forw
     """Schedule one call's command for each of its slots, by its kind's
     sender (both drivers; a large store's packet is listed in `forwards`)."""
     cdef Py_ssize_t i
+    cdef uint32_t connection_us = 0
+    cdef bint own_timeout = call.timeout_us != 0
+    if own_timeout:
+        # every command, libcouchbase's or a packet built here, takes its deadline (and a
+        # durable write its durability timeout) from the connection's timeout as it is
+        # scheduled; patch 0007 makes a shorter one fire on time
+        lcb.lcb_cntl(instance, lcb.LCB_CNTL_GET, lcb.LCB_CNTL_OP_TIMEOUT, &connection_us)
+        lcb.lcb_cntl(instance, lcb.LCB_CNTL_SET, lcb.LCB_CNTL_OP_TIMEOUT, &call.timeout_us)
     for i in range(call.n):
         _scheduled(&call.slots[i], call.kind.send(instance, call, i, forwards))
+    if own_timeout:
+        lcb.lcb_cntl(instance, lcb.LCB_CNTL_SET, lcb.LCB_CNTL_OP_TIMEOUT, &connection_us)
 
 
 cdef inline void _own(_Slots call, void *cmd, const CommandKind *kind) noexcept:
@@ -392,7 +402,7 @@ cdef void _free_get(void *cmd) noexcept nogil:
     lcb.lcb_cmdget_destroy(<lcb.lcb_CMDGET *> cmd)
 
 
-cdef CommandKind KIND_GET = CommandKind(_send_get, _free_get, <TimeoutSetter> lcb.lcb_cmdget_timeout, NULL)
+cdef CommandKind KIND_GET = CommandKind(_send_get, _free_get, NULL)
 
 
 cdef lcb.lcb_STATUS _send_store(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
@@ -411,7 +421,7 @@ cdef void _free_store(void *cmd) noexcept nogil:
     lcb.lcb_cmdstore_destroy(<lcb.lcb_CMDSTORE *> cmd)
 
 
-cdef CommandKind KIND_STORE = CommandKind(_send_store, _free_store, <TimeoutSetter> lcb.lcb_cmdstore_timeout,
+cdef CommandKind KIND_STORE = CommandKind(_send_store, _free_store,
                                           <DurabilitySetter> lcb.lcb_cmdstore_durability)
 
 
@@ -429,7 +439,6 @@ cdef void _free_remove(void *cmd) noexcept nogil:
 
 
 cdef CommandKind KIND_REMOVE = CommandKind(_send_remove, _free_remove,
-                                           <TimeoutSetter> lcb.lcb_cmdremove_timeout,
                                            <DurabilitySetter> lcb.lcb_cmdremove_durability)
 
 
@@ -446,7 +455,6 @@ cdef void _free_counter(void *cmd) noexcept nogil:
 
 
 cdef CommandKind KIND_COUNTER = CommandKind(_send_counter, _free_counter,
-                                            <TimeoutSetter> lcb.lcb_cmdcounter_timeout,
                                             <DurabilitySetter> lcb.lcb_cmdcounter_durability)
 
 
@@ -462,8 +470,7 @@ cdef void _free_touch(void *cmd) noexcept nogil:
     lcb.lcb_cmdtouch_destroy(<lcb.lcb_CMDTOUCH *> cmd)
 
 
-cdef CommandKind KIND_TOUCH = CommandKind(_send_touch, _free_touch, <TimeoutSetter> lcb.lcb_cmdtouch_timeout,
-                                          NULL)
+cdef CommandKind KIND_TOUCH = CommandKind(_send_touch, _free_touch, NULL)
 
 
 cdef lcb.lcb_STATUS _send_unlock(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
@@ -479,9 +486,7 @@ cdef void _free_unlock(void *cmd) noexcept nogil:
     lcb.lcb_cmdunlock_destroy(<lcb.lcb_CMDUNLOCK *> cmd)
 
 
-cdef CommandKind KIND_UNLOCK = CommandKind(_send_unlock, _free_unlock,
-                                           <TimeoutSetter> lcb.lcb_cmdunlock_timeout,
-                                           NULL)
+cdef CommandKind KIND_UNLOCK = CommandKind(_send_unlock, _free_unlock, NULL)
 
 
 cdef lcb.lcb_STATUS _send_stats(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
@@ -497,7 +502,7 @@ cdef void _free_stats(void *cmd) noexcept nogil:
     lcb.lcb_cmdstats_destroy(<lcb.lcb_CMDSTATS *> cmd)
 
 
-cdef CommandKind KIND_STATS = CommandKind(_send_stats, _free_stats, NULL, NULL)
+cdef CommandKind KIND_STATS = CommandKind(_send_stats, _free_stats, NULL)
 
 
 cdef lcb.lcb_STATUS _send_exists(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
@@ -512,9 +517,7 @@ cdef void _free_exists(void *cmd) noexcept nogil:
     lcb.lcb_cmdexists_destroy(<lcb.lcb_CMDEXISTS *> cmd)
 
 
-cdef CommandKind KIND_EXISTS = CommandKind(_send_exists, _free_exists,
-                                           <TimeoutSetter> lcb.lcb_cmdexists_timeout,
-                                           NULL)
+cdef CommandKind KIND_EXISTS = CommandKind(_send_exists, _free_exists, NULL)
 
 
 cdef lcb.lcb_STATUS _send_subdoc(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
@@ -530,7 +533,6 @@ cdef void _free_subdoc(void *cmd) noexcept nogil:
 
 
 cdef CommandKind KIND_SUBDOC = CommandKind(_send_subdoc, _free_subdoc,
-                                           <TimeoutSetter> lcb.lcb_cmdsubdoc_timeout,
                                            <DurabilitySetter> lcb.lcb_cmdsubdoc_durability)
 
 

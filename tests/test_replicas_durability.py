@@ -231,6 +231,7 @@ def test_observe_based_durability(cb3, mock3):
     lambda cb, k: cb.lookup_in(k, [SD.get("a")], timeout=0.2),
     lambda cb, k: cb.incr(k, initial=0, timeout=0.2),
     lambda cb, k: cb.delete(k, timeout=0.2),
+    lambda cb, k: cb.stats("memory", timeout=0.2),
 ])
 def test_a_per_call_timeout_overrides_the_connections(cb3, mock3, call):
     key = key_active_on(mock3, 1, "slow")
