@@ -80,31 +80,31 @@ def test_localhost_is_checked_as_a_host_name(tls1):
         cb.set("tls:localhost", 1)
 
 
+def _write_around(cb, keys, change, after):
+    """Write ``keys`` in a thread, make the topology ``change`` once ``after`` are
+    acknowledged, and return every acknowledged write once all are."""
+    acknowledged = {}
+    writer = threading.Thread(target=_write_through, args=(cb, keys, acknowledged))
+    writer.start()
+    while len(acknowledged) < after and writer.is_alive():
+        time.sleep(0.01)
+    change()
+    writer.join(120)
+    assert not writer.is_alive() and len(acknowledged) == len(keys)
+    return acknowledged
+
+
 def test_failover_mid_workload_over_tls(tls3):
     keys = ["tls:fo:%d" % i for i in range(3000)]
-    acknowledged = {}
     with connect_tls(tls3, "cccp", timeout=2.0) as cb:
-        writer = threading.Thread(target=_write_through, args=(cb, keys, acknowledged))
-        writer.start()
-        while len(acknowledged) < 1000 and writer.is_alive():
-            time.sleep(0.01)
-        tls3.failover(1)
-        writer.join(120)
-        assert not writer.is_alive() and len(acknowledged) == len(keys)
+        acknowledged = _write_around(cb, keys, lambda: tls3.failover(1), 1000)
         assert cb.get(keys) == [acknowledged[k] for k in keys]
 
 
 def test_restart_mid_workload_over_tls(tls3):
     keys = ["tls:rs:%d" % i for i in range(2000)]
-    acknowledged = {}
     with connect_tls(tls3, "http", timeout=1.0) as cb:
-        writer = threading.Thread(target=_write_through, args=(cb, keys, acknowledged))
-        writer.start()
-        while len(acknowledged) < 500 and writer.is_alive():
-            time.sleep(0.01)
-        tls3.restart(0)
-        writer.join(120)
-        assert not writer.is_alive() and len(acknowledged) == len(keys)
+        acknowledged = _write_around(cb, keys, lambda: tls3.restart(0), 500)
         deadline = time.monotonic() + 20
         while True:
             try:
