@@ -145,6 +145,7 @@ def explain(err):
         return err
     match = _VERIFY_LINE.search(line or "")
     if match is None:
+        err.tls_check = None  # a libcouchbase without patch 0003 does not say
         err.msg = (f"{err.msg} (the server's TLS certificate could not be verified: give the cluster's CA "
                    "with tls_ca_file=, and connect with a host name the certificate names)")
         return err
