@@ -45,12 +45,18 @@ class Ours:
     def __init__(self, conn):
         from couchbase import FMT_PLAIN, Couchbase
 
+        tls = {}
+        if conn.get("ca_path"):  # --tls: over the mock's TLS KV port, verifying with its CA
+            tls = {"connection_string": "couchbases://%s:%d=mcds/%s" % (
+                conn["host"], conn["kv_tls_port"], conn.get("bucket", "default")),
+                "tls_ca_file": conn["ca_path"]}
         self.cb = Couchbase.connect(
             conn["host"],
             conn["port"],
             bucket=conn.get("bucket", "default"),
             password=conn.get("bucket_password", ""),
             default_format=FMT_PLAIN,
+            **tls,
         )
 
     def populate(self, keys, value):

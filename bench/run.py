@@ -130,13 +130,17 @@ class Pillowfight:
     get-and-touch (opcode 0x1d) whatever the options; its CPU comes from wait4() minus the
     median of three 1-cycle runs (process start, bootstrap, teardown)."""
 
-    def __init__(self, exe, mock, cpus, io="select"):
+    def __init__(self, exe, mock, cpus, io="select", tls=False):
         self.exe = exe
         self.cpus = cpus
+        where = "couchbase://%s:%d=http/default" % (mock.host, mock.port)
+        if tls:  # the same TLS KV port and CA as the binding
+            where = "couchbases://%s:%d=mcds/default?truststorepath=%s" % (
+                mock.host, mock.info["kv_tls_ports"][0], mock.info["ca_path"])
         self.base = [
             exe,
             "-U",
-            "couchbase://%s:%d=http/default" % (mock.host, mock.port),
+            where,
             "-t",
             "1",
             "-D",
@@ -430,6 +434,9 @@ def main(argv=None):
         help="libcouchbase I/O plugin for cbc-pillowfight (default select, as the binding; "
         "'' for libcouchbase's default)",
     )
+    ap.add_argument("--tls", action="store_true",
+                    help="over TLS: the mock serves TLS (--tls), this binding and cbc-pillowfight "
+                         "connect to its TLS KV port verifying its CA (the SDK and pylibmc rows stay plain)")
     ap.add_argument("--pylibmc-binary", action="store_true", help="pylibmc over the binary protocol")
     ap.add_argument(
         "--baseline",
@@ -462,7 +469,7 @@ def main(argv=None):
     identity = binding_identity(snapshot)
     try:
         log("measuring %s (a copy in %s); starting the mock cluster ..." % (identity, snapshot))
-        mock = MockProcess(server_cpu, pythonpath=snapshot)
+        mock = MockProcess(server_cpu, extra=["--tls"] if args.tls else [], pythonpath=snapshot)
         started.append(mock)
         ours_py = client_python()
         versions["this binding"] = identity
@@ -483,6 +490,8 @@ def main(argv=None):
                     if not (package / "couchbase").is_dir():
                         raise RuntimeError("no couchbase package in %s" % package)
                     conn = {"host": mock.host, "port": mock.port, "bucket": "default", "bucket_password": ""}
+                    if args.tls:
+                        conn.update(ca_path=mock.info["ca_path"], kv_tls_port=mock.info["kv_tls_ports"][0])
                     env = dict(os.environ, PYTHONPATH=str(package))
                     workers[c] = Worker(c, ours_py, conn, client_cpu, str(package), env, kind="ours")
                     if c == "baseline":
@@ -515,7 +524,7 @@ def main(argv=None):
                         raise RuntimeError(
                             "cbc-pillowfight not found (scripts/install-libcouchbase builds it)"
                         )
-                    pillowfight = Pillowfight(exe, mock, client_cpu, args.pillowfight_io or None)
+                    pillowfight = Pillowfight(exe, mock, client_cpu, args.pillowfight_io or None, args.tls)
                     versions["cbc-pillowfight"] = "libcouchbase %s, I/O %s" % (
                         lcb,
                         args.pillowfight_io or "default",
@@ -600,6 +609,7 @@ def main(argv=None):
         "warmup": warmup,
         "repeats": repeats,
         "items": args.items,
+        "tls": args.tls,
         "versions": versions,
         "rows": rows,
     }

@@ -846,13 +846,13 @@ def _bootstrap_error(lcb.lcb_STATUS rc, str bucket, host, port, str connection_s
         err = _exc.ConnectError(err.msg, error=rc, operation="connect")
     where = f"{host}:{port}" if host is not None else connection_string
     err.msg = _exc.redact(f"bucket {bucket!r} at {where}: {err.msg}", secrets)
-    return err
+    return _tls.explain(err)
 
 
 def _connect_options(host="localhost", port=8091, username=None, password=None, bucket=None,
                      quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0,
                      default_format=FMT_JSON, enable_tracing=False, enable_operation_metrics=False,
-                     unpickle=True):
+                     unpickle=True, tls_ca_file=None, tls_cert_file=None, tls_key_file=None, tls_verify=True):
     """Check a connection's arguments (ArgumentError for any bad one) and
     return what opening it needs, for both drivers: a dict of bucket,
     username, host, port, quiet, default_format, pickles, password, secrets
@@ -899,11 +899,13 @@ def _connect_options(host="localhost", port=8091, username=None, password=None, 
         port = int.__int__(port)
         connection_string = (f"couchbase://{_host_for_connstr(host)}:{port}=http/"
                              f"{_quote(bucket, safe='')}")
+    connection_string = _tls.configure(connection_string, tls_ca_file, tls_cert_file, tls_key_file,
+                                       tls_verify)
     options = _connstr_query(connection_string)
     _check_time_options(options)
     query_passwords = [value for name, value in options if name in ("password", "pass")]
     if password is None:
-        if not query_passwords:
+        if not query_passwords and tls_cert_file is None:  # a client certificate is the credentials
             raise _exc.ArgumentError(
                 f"a password is required to connect to bucket {bucket!r} (use '' for an open bucket)",
                 operation="connect")

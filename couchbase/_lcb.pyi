@@ -1,6 +1,7 @@
 """Type stubs for the compiled module couchbase._lcb."""
 
 import asyncio
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
@@ -56,6 +57,10 @@ class Connection:
         enable_tracing: bool = ...,
         enable_operation_metrics: bool = ...,
         unpickle: bool | Literal["bytes"] = ...,
+        tls_ca_file: str | os.PathLike[str] | None = ...,
+        tls_cert_file: str | os.PathLike[str] | None = ...,
+        tls_key_file: str | os.PathLike[str] | None = ...,
+        tls_verify: bool = ...,
     ) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Connection: ...

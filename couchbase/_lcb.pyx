@@ -42,6 +42,7 @@ from urllib.parse import unquote as _unquote
 
 from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN
 from couchbase import _libcouchbase_fixes
+from couchbase import _tls
 from couchbase import exceptions as _exc
 from couchbase._codec import json_decode as _json_decode_default
 from couchbase._codec import json_encode as _json_encode_default
@@ -173,7 +174,8 @@ cdef uint32_t _check_timeout(str name, object value, str op="connect") except 0:
 cdef class Connection(_Core):
     """Connection(host='localhost', port=8091, username=None, password=None, bucket=None,
     quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0, default_format=0,
-    enable_tracing=False, enable_operation_metrics=False, unpickle=True)
+    enable_tracing=False, enable_operation_metrics=False, unpickle=True, tls_ca_file=None,
+    tls_cert_file=None, tls_key_file=None, tls_verify=True)
 --
 
     A connection to one Couchbase bucket.
@@ -207,6 +209,14 @@ cdef class Connection(_Core):
       the other keys in ``all_results``). ``'bytes'``: return the pickled
       bytes undecoded. ``get(key, format=FMT_PLAIN)`` always returns the
       stored bytes; ``format=FMT_PICKLE`` follows this option too.
+    - TLS, with a ``couchbases://`` ``connection_string`` only (couchbase/_tls.py):
+      ``tls_ca_file``, the PEM of the CA that issued the cluster's certificates
+      (default: the system's trusted CAs); ``tls_cert_file`` and ``tls_key_file``,
+      a client certificate and its key, which are then the credentials;
+      ``tls_verify=False`` accepts any certificate, with a warning logged on every
+      connect. Verified by default: the certificate must chain to a trusted CA,
+      be in date and name the host connected to; a failure raises ConnectError
+      saying which check failed and what to do.
     - ``enable_tracing``, ``enable_operation_metrics``: libcouchbase's threshold
       tracer and operation metrics; off by default because they cost more CPU
       per operation than the rest of the client.
@@ -271,14 +281,16 @@ cdef class Connection(_Core):
     def __init__(self, host="localhost", port=8091, username=None, password=None, bucket=None,
                  quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0,
                  default_format=FMT_JSON, enable_tracing=False, enable_operation_metrics=False,
-                 unpickle=True):
+                 unpickle=True, tls_ca_file=None, tls_cert_file=None, tls_key_file=None, tls_verify=True):
         if self._instance != NULL:
             raise _exc.ArgumentError("Connection is already initialised")
         options = _connect_options(host, port, username, password, bucket, quiet,
                                    connection_string=connection_string, timeout=timeout,
                                    connect_timeout=connect_timeout, default_format=default_format,
                                    enable_tracing=enable_tracing,
-                                   enable_operation_metrics=enable_operation_metrics, unpickle=unpickle)
+                                   enable_operation_metrics=enable_operation_metrics, unpickle=unpickle,
+                                   tls_ca_file=tls_ca_file, tls_cert_file=tls_cert_file,
+                                   tls_key_file=tls_key_file, tls_verify=tls_verify)
         self._apply_options(options)
         self._open()
 

@@ -33,6 +33,13 @@ EXPOSED = {
             "(a durability poll's reply reaches its freed state)",
 }
 
+# patch number -> what a TLS connection to a libcouchbase without it lacks: warned about at
+# every connect that verifies certificates, not refused (plain connections need none of it)
+TLS_FIXES = {
+    "0003": "host names in the server's TLS certificate are not checked: a certificate any trusted CA "
+            "issued for another host is accepted",
+}
+
 
 def carried(changeset: str) -> frozenset:
     """The patch numbers a libcouchbase changeset string says were applied."""
@@ -59,3 +66,13 @@ def require(changeset: str, version: str) -> None:
         warnings.warn(text, UnpatchedLibcouchbaseWarning, stacklevel=3)
     else:
         raise UnpatchedLibcouchbaseError(text, operation="connect")
+
+
+def warn_tls(changeset: str, version: str) -> None:
+    """Warn, at a connect that verifies TLS certificates, about each TLS fix the library lacks."""
+    lacking = sorted(set(TLS_FIXES) - carried(changeset))
+    if lacking:
+        exposed = "; ".join(f"without patch {number}, {TLS_FIXES[number]}" for number in lacking)
+        warnings.warn(f"libcouchbase {version} (changeset {changeset!r}): {exposed}. Install the "
+                      "couchbase-lcb wheel (it bundles a fixed build), or build libcouchbase with "
+                      "scripts/install-libcouchbase", UnpatchedLibcouchbaseWarning, stacklevel=4)

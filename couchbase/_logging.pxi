@@ -70,6 +70,8 @@ cdef void _forward_log(uint64_t iid, const char *subsys, int severity, const cha
     try:
         known = <tuple> secrets if secrets != NULL else ()
         text = _redact_log_line(msg.decode("utf-8", "replace"), known, truncated)
+        if severity >= lcb.LCB_LOG_ERROR:
+            _tls.note_log(text)  # which certificate check failed, for the connect error
         _logger.log(_SEVERITY_TO_LEVEL.get(severity, logging.WARNING), "[%d] (%s) %s",
                     iid, subsys.decode("utf-8", "replace"), text)
     except BaseException:

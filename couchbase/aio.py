@@ -89,7 +89,8 @@ _own_operations(AsyncConnection)  # a method call costs less on its object's own
 async def _resolve_hosts(loop, settings: dict) -> str:
     """The connection string with every host name replaced by its addresses
     (libcouchbase's own resolver would block the loop). A name with several
-    addresses becomes several hosts, tried in order as libcouchbase would."""
+    addresses becomes several hosts, tried in order as libcouchbase would. Over TLS
+    (couchbases://) the names stay, as the certificates are checked against them."""
     connstr = settings["connstr"]
     scheme, sep, rest = connstr.partition("://")
     if not sep:
@@ -102,7 +103,13 @@ async def _resolve_hosts(loop, settings: dict) -> str:
     entries = [h for h in hosts.replace(";", ",").split(",") if h.strip()] or ["localhost"]
     resolved: list[str] = []
     for entry in entries:
-        for address in await _resolve_entry(loop, entry.strip(), settings):
+        addresses = await _resolve_entry(loop, entry.strip(), settings)  # an unknown host fails here
+        if scheme == "couchbases":
+            # over TLS each node's certificate is checked against the name connected to (patch
+            # 0003): the name stays, and libcouchbase looks it up again (the loop's resolver
+            # has just answered it, so from its cache where the system keeps one)
+            addresses = [entry.strip()]
+        for address in addresses:
             if address not in resolved:
                 resolved.append(address)
     if "?" not in tail:

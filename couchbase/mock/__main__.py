@@ -1,7 +1,8 @@
 """``python -m couchbase.mock``: run a mock Couchbase cluster until SIGTERM/SIGINT.
 
 Prints exactly one line ``READY {json}`` (host, port, kv_ports, mgmt_ports, username,
-password, buckets) on stdout once every port listens.
+password, buckets; with TLS also ca_path, kv_tls_ports, mgmt_tls_ports, tls_only,
+tls_client_auth) on stdout once every port listens.
 """
 
 import argparse
@@ -50,6 +51,13 @@ def build_parser():
                    help="vbuckets per couchbase bucket (default %d)" % DEFAULT_VBUCKETS)
     p.add_argument("--replicas", type=int, default=1, metavar="R",
                    help="replicas per couchbase bucket (default 1)")
+    p.add_argument("--tls", action="store_true",
+                   help="serve TLS too: a TLS KV and an HTTPS management port per node, certificates "
+                        "from a CA made at start (its path is the READY line's ca_path; needs trustme)")
+    p.add_argument("--tls-only", action="store_true",
+                   help="TLS with the plain ports closed (implies --tls)")
+    p.add_argument("--tls-client-auth", action="store_true",
+                   help="TLS taking client certificates as credentials (implies --tls)")
     return p
 
 
@@ -58,8 +66,9 @@ def main(argv=None):
     buckets = args.bucket if args.bucket is not None else (["default"] if not args.memcached_bucket else [])
     try:
         mock = MockCluster(nodes=args.nodes, buckets=buckets, username=args.username, password=args.password,
-                           host=args.host, port=args.port, vbuckets=args.vbuckets, replicas=args.replicas)
-    except ValueError as exc:
+                           host=args.host, port=args.port, vbuckets=args.vbuckets, replicas=args.replicas,
+                           tls=args.tls, tls_only=args.tls_only, tls_client_auth=args.tls_client_auth)
+    except (ValueError, RuntimeError) as exc:
         print("couchbase.mock: %s" % exc, file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -80,7 +89,8 @@ def main(argv=None):
             mock.create_bucket(name, pw, bucket_type="memcached")
         info = mock.info()
         ready = {k: info[k] for k in ("host", "port", "kv_ports", "mgmt_ports", "username", "password",
-                                      "buckets")}
+                                      "buckets", "ca_path", "kv_tls_ports", "mgmt_tls_ports", "tls_only",
+                                      "tls_client_auth") if k in info}
         sys.stdout.write("READY %s\n" % json.dumps(ready, separators=(",", ":")))
         sys.stdout.flush()
         while not stop.wait(0.5):

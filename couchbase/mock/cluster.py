@@ -9,6 +9,7 @@ test thread.
 import asyncio
 import os
 import re
+import socket
 import struct
 import sys
 import time
@@ -35,14 +36,19 @@ NODE_ALIASES = ("idx", "index", "node")
 
 
 class Node:
-    """One mock node: a KV port and a management (HTTP) port."""
+    """One mock node: a KV port and a management (HTTP) port; with TLS, a TLS KV port and an
+    HTTPS management port beside them (``tls_only``: the plain ones closed)."""
 
-    def __init__(self, core, index, host, kv_port=0, mgmt_port=0):
+    def __init__(self, core, index, host, kv_port=0, mgmt_port=0, kv_tls_port=0, mgmt_tls_port=0):
         self.core = core
         self.index = index
         self.host = host
         self.kv_port = kv_port
         self.mgmt_port = mgmt_port
+        self.kv_tls_port = kv_tls_port
+        self.mgmt_tls_port = mgmt_tls_port
+        self.tls_context = None  # made at first start (its certificate names the node)
+        self.tls_fault = None  # a key of tls.FAULTS: the certificate served instead
         self.failed = False
         self.up = False
         # faults of this node alone (``stall``, ``hiccup`` with a node index)
@@ -53,6 +59,7 @@ class Node:
         self.uuid = _uuid.uuid4().hex
         self.kv_server = None
         self.http_server = None
+        self.tls_servers = []  # the TLS KV and HTTPS servers; with tls_only, the plain ports' sockets
         self.kv_conns = set()
         self.http_conns = set()
 
@@ -62,17 +69,49 @@ class Node:
 
     async def start(self):
         """Listen on this node's ports (ephemeral ones are fixed at first start)."""
+        try:
+            if self.core.tls_only:
+                # bound but not listening: a plain connection is refused, the port stays ours
+                self.tls_servers.append(_closed_port(self.host, self.kv_port))
+                self.kv_port = self.tls_servers[-1].getsockname()[1]
+                self.tls_servers.append(_closed_port(self.host, self.mgmt_port))
+                self.mgmt_port = self.tls_servers[-1].getsockname()[1]
+            else:
+                await self._listen_plain()
+            if self.core.tls is not None:
+                await self._listen_tls()
+        except BaseException:
+            self._close_servers()
+            raise
+        self.up = True
+
+    async def _listen_plain(self):
         loop = asyncio.get_running_loop()
         self.kv_server = await loop.create_server(lambda: KVConnection(self.core, self), self.host,
                                                   self.kv_port, reuse_address=True)
         self.kv_port = self.kv_server.sockets[0].getsockname()[1]
-        try:
-            self.http_server = await serve_http(self.core, self)
-        except BaseException:
-            self.kv_server.close()
-            raise
+        self.http_server = await serve_http(self.core, self, self.mgmt_port)
         self.mgmt_port = self.http_server.sockets[0].getsockname()[1]
-        self.up = True
+
+    async def _listen_tls(self):
+        if self.tls_context is None:
+            self.tls_context = self.core.tls.node_context(self)
+        loop = asyncio.get_running_loop()
+        kv = await loop.create_server(lambda: KVConnection(self.core, self), self.host, self.kv_tls_port,
+                                      reuse_address=True, ssl=self.tls_context)
+        self.tls_servers.append(kv)
+        self.kv_tls_port = kv.sockets[0].getsockname()[1]
+        https = await serve_http(self.core, self, self.mgmt_tls_port, self.tls_context)
+        self.tls_servers.append(https)
+        self.mgmt_tls_port = https.sockets[0].getsockname()[1]
+
+    def _close_servers(self):
+        servers = [s for s in (self.kv_server, self.http_server) if s is not None] + self.tls_servers
+        self.kv_server = self.http_server = None
+        self.tls_servers = []
+        for server in servers:
+            server.close()
+        return [s for s in servers if isinstance(s, asyncio.AbstractServer)]
 
     def drop_connections(self):
         """Abort every client connection to this node (KV and HTTP)."""
@@ -86,16 +125,26 @@ class Node:
     async def stop(self):
         """Stop listening and drop every connection, like a crashed node."""
         self.up = False
-        servers = [s for s in (self.kv_server, self.http_server) if s is not None]
-        self.kv_server = self.http_server = None
-        for server in servers:
-            server.close()
+        servers = self._close_servers()
         self.drop_connections()
         for server in servers:
             try:
                 await asyncio.wait_for(server.wait_closed(), 2)
             except (asyncio.TimeoutError, Exception):
                 pass
+
+
+def _closed_port(host, port):
+    """A TCP socket bound to (host, port) that does not listen: connections to it are refused."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class Bucket:
@@ -262,13 +311,20 @@ class ClusterCore:
     """Cluster state; every method runs on the event-loop thread."""
 
     def __init__(self, nodes=1, buckets=None, username="Administrator", password="password",
-                 host="127.0.0.1", port=0, vbuckets=DEFAULT_VBUCKETS, replicas=1):
+                 host="127.0.0.1", port=0, vbuckets=DEFAULT_VBUCKETS, replicas=1, tls=False,
+                 tls_only=False, tls_client_auth=False):
         if not 1 <= nodes <= MAX_NODES:
             raise ValueError("nodes must be between 1 and %d" % MAX_NODES)
         if vbuckets < 1 or vbuckets > 0x7FFF:
             raise ValueError("vbuckets must be between 1 and 32767")
         self.host = host
         self.base_port = port
+        # TLS (tls.py): asking for TLS-only or client certificates asks for TLS
+        self.tls_only = bool(tls_only)
+        self.tls = None
+        if tls or tls_only or tls_client_auth:
+            from .tls import ClusterTLS  # imports trustme: only a TLS cluster needs it
+            self.tls = ClusterTLS(client_auth=tls_client_auth)
         self.nvb = vbuckets
         self.default_replicas = replicas
         self.uuid = _uuid.uuid4().hex
@@ -300,9 +356,12 @@ class ClusterCore:
         self.durability_log = []
 
     def _ports_for(self, index):
+        """(kv, mgmt, kv TLS, mgmt TLS) ports of node ``index``: mgmt P+2i, KV P+2i+1 and,
+        after every node's plain ones, mgmt TLS P+2*MAX_NODES+2i and KV TLS one above."""
         if not self.base_port:
-            return 0, 0
-        return self.base_port + 2 * index + 1, self.base_port + 2 * index
+            return 0, 0, 0, 0
+        tls = self.base_port + 2 * MAX_NODES + 2 * index
+        return self.base_port + 2 * index + 1, self.base_port + 2 * index, tls + 1, tls
 
     def _add_bucket(self, bucket):
         self.buckets[bucket.name] = bucket
@@ -652,6 +711,44 @@ class ClusterCore:
             self.mangles[raw] = rule
         return {"rules": len(self.mangles)}
 
+    def _require_tls(self, what):
+        if self.tls is None:
+            raise ValueError("%s needs a TLS cluster (start the mock with tls=True, or --tls)" % what)
+        return self.tls
+
+    @command(node_index=NODE_ALIASES)
+    async def tls_fault(self, fault: Optional[str], node_index: Optional[int] = None) -> "dict[str, Any]":
+        """Serve a bad certificate on the TLS ports from the next handshake on; None ends the fault.
+
+        ``fault`` is "wrong_host" (from the cluster's CA for another host name), "unknown_ca"
+        (for the node's host from another CA) or "expired" (from the cluster's CA, expired).
+        Of one node, or (None) of every node. Open connections keep their certificate.
+        """
+        from .tls import FAULTS
+        self._require_tls("tls_fault")
+        if fault in ("", "none", "None"):
+            fault = None
+        if fault is not None and fault not in FAULTS:
+            raise ValueError("no TLS fault %r (faults: %s)" % (fault, ", ".join(FAULTS)))
+        nodes = self._nodes_or_all(node_index)
+        for node in nodes:
+            node.tls_fault = fault
+        return {"fault": fault, "nodes": [n.index for n in nodes]}
+
+    @command()
+    async def client_certificate(self, user: str) -> "dict[str, Any]":
+        """A client certificate (and its key) for RBAC user ``user``, issued by the cluster's CA.
+
+        Returns the paths of the PEM files: ``cert`` and ``key``. On a cluster made with
+        ``tls_client_auth`` the TLS ports authenticate a connection presenting it as ``user``
+        (its subject's common name), without a password.
+        """
+        tls = self._require_tls("client_certificate")
+        if user not in self.users:
+            raise KeyError(user)
+        cert, key = tls.client_certificate(user)
+        return {"user": user, "cert": cert, "key": key}
+
     @command("timetravel", seconds=("offset", "secs"))
     async def time_travel(self, seconds: float) -> "dict[str, Any]":
         """Move the mock clock (expiry, lock timeouts) forward by ``seconds``."""
@@ -822,7 +919,15 @@ class ClusterCore:
             "password": self.users[self.admin_user].password if self.admin_user in self.users else "",
             "buckets": {b.name: b.password for b in self.buckets.values()},
             "rev": self.rev,
+            **self._tls_info(),
         }
+
+    def _tls_info(self):
+        if self.tls is None:
+            return {}
+        return {"ca_path": self.tls.ca_path, "kv_tls_ports": [n.kv_tls_port for n in self.nodes],
+                "mgmt_tls_ports": [n.mgmt_tls_port for n in self.nodes], "tls_only": self.tls_only,
+                "tls_client_auth": self.tls.client_auth}
 
     # -- stats ------------------------------------------------------------------------------
 

@@ -25,7 +25,14 @@ def hostport(host, port):
 
 
 def _node_ext(node, host, this):
-    entry = {"services": {"mgmt": node.mgmt_port, "kv": node.kv_port}, "hostname": host}
+    services = {"mgmt": node.mgmt_port, "kv": node.kv_port}
+    if node.core.tls is not None:
+        # where Couchbase Server publishes them (libcouchbase reads "<service>SSL", vbucket.c).
+        # With tls_only the plain ports stay listed, closed, as on a strict-encryption
+        # cluster: libcouchbase counts the data nodes by their plain "kv" port.
+        services["kvSSL"] = node.kv_tls_port
+        services["mgmtSSL"] = node.mgmt_tls_port
+    entry = {"services": services, "hostname": host}
     if this is not None:
         entry["thisNode"] = node is this
     return entry
@@ -94,7 +101,8 @@ def _full_node(core, node, host, this):
         "version": VERSION,
         "os": "x86_64-pc-linux-gnu",
         "services": ["kv"],
-        "ports": {"direct": node.kv_port, "distTCP": 21100, "distTLS": 21150},
+        "ports": {"direct": node.kv_port, "distTCP": 21100, "distTLS": 21150,
+                  **({"httpsMgmt": node.mgmt_tls_port} if node.core.tls is not None else {})},
         "nodeUUID": node.uuid,
     }
 

@@ -171,6 +171,16 @@ class KVConnection(asyncio.BufferedProtocol):
             # before Python 3.11 the transport starts reading only after this
             # returns, which would undo a pause made here
             asyncio.get_running_loop().call_soon(self.apply_stall)
+        tls = self.core.tls
+        if tls is not None and tls.client_auth:
+            from .tls import peer_user
+            user = peer_user(transport.get_extra_info("ssl_object"), self.core)
+            if user is not None:
+                # a client certificate authenticates the connection: no SASL follows
+                self.user = user
+                bucket = self.core.buckets.get(user)
+                if bucket is not None:
+                    self.bucket = bucket
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         sock = transport.get_extra_info("socket")
         if sock is not None:

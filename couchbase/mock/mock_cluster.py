@@ -13,6 +13,7 @@ import threading
 import typing
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, Callable, Optional, TypeVar, Union
+from urllib.parse import quote
 
 from . import config as _config
 from .cluster import DEFAULT_VBUCKETS, ClusterCore
@@ -30,6 +31,12 @@ class MockCluster:
     context manager or call ``start()`` / ``stop()``. The control methods (``failover``,
     ``hiccup``, ``opfail``, ...) are the mock's control commands, also served over HTTP as
     ``GET /mock/COMMAND?k=v``.
+
+    ``tls=True`` adds a TLS KV port and an HTTPS management port to every node, with
+    certificates from a CA made at start (``ca_path``; needs the ``trustme`` package);
+    ``tls_only`` closes the plain ports and ``tls_client_auth`` takes client certificates
+    (``client_certificate(user)``) as credentials; either implies ``tls``. With ``port``
+    set, node i's TLS ports are ``port + 2*MAX_NODES + 2*i`` (management) and one above (KV).
     """
 
     #: Seconds ``start()`` waits for every port to listen.
@@ -38,8 +45,10 @@ class MockCluster:
     def __init__(self, nodes: int = 1, buckets: Union[Mapping[str, str], Iterable[str], None] = None,
                  username: str = "Administrator", password: str = "password", host: str = "127.0.0.1",
                  port: int = 0, vbuckets: int = DEFAULT_VBUCKETS, replicas: int = 1,
-                 start_timeout: float = 10.0) -> None:
-        self._core = ClusterCore(nodes, buckets, username, password, host, port, vbuckets, replicas)
+                 start_timeout: float = 10.0, tls: bool = False, tls_only: bool = False,
+                 tls_client_auth: bool = False) -> None:
+        self._core = ClusterCore(nodes, buckets, username, password, host, port, vbuckets, replicas,
+                                 tls, tls_only, tls_client_auth)
         self.start_timeout = start_timeout
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
@@ -162,6 +171,31 @@ class MockCluster:
         return [n.mgmt_port for n in self._core.nodes]
 
     @property
+    def tls(self) -> bool:
+        """True if the nodes serve TLS (``tls``, ``tls_only`` or ``tls_client_auth``)."""
+        return self._core.tls is not None
+
+    @property
+    def tls_only(self) -> bool:
+        """True if the plain (non-TLS) ports are closed."""
+        return bool(self._core.tls_only)
+
+    @property
+    def ca_path(self) -> Optional[str]:
+        """Path of the PEM file of the CA that issued the nodes' certificates (None without TLS)."""
+        return None if self._core.tls is None else str(self._core.tls.ca_path)
+
+    @property
+    def kv_tls_ports(self) -> "list[int]":
+        """TLS KV port of every node, in node order (empty without TLS)."""
+        return [n.kv_tls_port for n in self._core.nodes] if self.tls else []
+
+    @property
+    def mgmt_tls_ports(self) -> "list[int]":
+        """HTTPS management port of every node, in node order (empty without TLS)."""
+        return [n.mgmt_tls_port for n in self._core.nodes] if self.tls else []
+
+    @property
     def username(self) -> str:
         """The RBAC administrator's user name."""
         return str(self._core.admin_user)
@@ -201,6 +235,20 @@ class MockCluster:
     def kv_connstr(self, bucket: str = "default", node: int = 0) -> str:
         """Connection string bootstrapping over CCCP: couchbase://H:KVPORT/BUCKET."""
         return "couchbase://%s/%s" % (self._hostport(self.kv_ports[node]), bucket)
+
+    def tls_connstr(self, bucket: str = "default", node: int = 0, bootstrap: str = "cccp") -> str:
+        """TLS connection string, verifying with the mock's CA: over CCCP (``bootstrap`` "cccp")
+        couchbases://H:KVTLS=mcds/BUCKET?truststorepath=CA, over HTTPS ("http")
+        couchbases://H:MGMTTLS=https/BUCKET?truststorepath=CA."""
+        if self.ca_path is None:
+            raise ValueError("tls_connstr needs a TLS cluster (MockCluster(tls=True))")
+        if bootstrap == "cccp":
+            where = "%s=mcds" % self._hostport(self.kv_tls_ports[node])
+        elif bootstrap == "http":
+            where = "%s=https" % self._hostport(self.mgmt_tls_ports[node])
+        else:
+            raise ValueError("bootstrap must be 'cccp' or 'http', not %r" % (bootstrap,))
+        return "couchbases://%s/%s?truststorepath=%s" % (where, bucket, quote(self.ca_path, safe="/"))
 
 
 def _in_process(cmd: Command) -> "Callable[..., Any]":

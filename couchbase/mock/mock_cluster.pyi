@@ -15,6 +15,12 @@ class MockCluster:
     context manager or call ``start()`` / ``stop()``. The control methods (``failover``,
     ``hiccup``, ``opfail``, ...) are the mock's control commands, also served over HTTP as
     ``GET /mock/COMMAND?k=v``.
+
+    ``tls=True`` adds a TLS KV port and an HTTPS management port to every node, with
+    certificates from a CA made at start (``ca_path``; needs the ``trustme`` package);
+    ``tls_only`` closes the plain ports and ``tls_client_auth`` takes client certificates
+    (``client_certificate(user)``) as credentials; either implies ``tls``. With ``port``
+    set, node i's TLS ports are ``port + 2*MAX_NODES + 2*i`` (management) and one above (KV).
     """
     start_timeout: float
     def __init__(
@@ -28,6 +34,9 @@ class MockCluster:
         vbuckets: int = 1024,
         replicas: int = 1,
         start_timeout: float = 10.0,
+        tls: bool = False,
+        tls_only: bool = False,
+        tls_client_auth: bool = False,
     ) -> None:
         ...
     def start(self) -> MockCluster:
@@ -57,6 +66,21 @@ class MockCluster:
     def mgmt_ports(self) -> list[int]:
         """Management (HTTP) port of every node, in node order."""
     @property
+    def tls(self) -> bool:
+        """True if the nodes serve TLS (``tls``, ``tls_only`` or ``tls_client_auth``)."""
+    @property
+    def tls_only(self) -> bool:
+        """True if the plain (non-TLS) ports are closed."""
+    @property
+    def ca_path(self) -> str | None:
+        """Path of the PEM file of the CA that issued the nodes' certificates (None without TLS)."""
+    @property
+    def kv_tls_ports(self) -> list[int]:
+        """TLS KV port of every node, in node order (empty without TLS)."""
+    @property
+    def mgmt_tls_ports(self) -> list[int]:
+        """HTTPS management port of every node, in node order (empty without TLS)."""
+    @property
     def username(self) -> str:
         """The RBAC administrator's user name."""
     @property
@@ -78,6 +102,11 @@ class MockCluster:
         """libcouchbase connection string bootstrapping over HTTP: couchbase://H:MGMT=http/BUCKET."""
     def kv_connstr(self, bucket: str = 'default', node: int = 0) -> str:
         """Connection string bootstrapping over CCCP: couchbase://H:KVPORT/BUCKET."""
+    def tls_connstr(self, bucket: str = 'default', node: int = 0, bootstrap: str = 'cccp') -> str:
+        """TLS connection string, verifying with the mock's CA: over CCCP (``bootstrap`` "cccp")
+        couchbases://H:KVTLS=mcds/BUCKET?truststorepath=CA, over HTTPS ("http")
+        couchbases://H:MGMTTLS=https/BUCKET?truststorepath=CA.
+        """
     def failover(self, node_index: int) -> dict[str, Any]:
         """Fail over a node: its vbuckets go to replicas (or survivors), it stops listening.
 
@@ -167,6 +196,20 @@ class MockCluster:
         The connection closes after the reply if ``close``, or when the header's body length
         does not match the body sent. A field that does not exist or does not fit is a
         ValueError and leaves the rule in place.
+        """
+    def tls_fault(self, fault: str | None, node_index: int | None = None) -> dict[str, Any]:
+        """Serve a bad certificate on the TLS ports from the next handshake on; None ends the fault.
+
+        ``fault`` is "wrong_host" (from the cluster's CA for another host name), "unknown_ca"
+        (for the node's host from another CA) or "expired" (from the cluster's CA, expired).
+        Of one node, or (None) of every node. Open connections keep their certificate.
+        """
+    def client_certificate(self, user: str) -> dict[str, Any]:
+        """A client certificate (and its key) for RBAC user ``user``, issued by the cluster's CA.
+
+        Returns the paths of the PEM files: ``cert`` and ``key``. On a cluster made with
+        ``tls_client_auth`` the TLS ports authenticate a connection presenting it as ``user``
+        (its subject's common name), without a password.
         """
     def time_travel(self, seconds: float) -> dict[str, Any]:
         """Move the mock clock (expiry, lock timeouts) forward by ``seconds``."""

@@ -7,6 +7,12 @@ Fixtures:
     ``protected`` (password ``secret``), admin ``Administrator``/``password``.
     Tests that change the topology or inject faults should rather use ``couchbase_mock_factory``.
 
+``couchbase_tls_mock`` (session scope)
+    The same buckets and admin on a ``MockCluster(tls=True)``: every node also serves a TLS KV
+    port and an HTTPS management port, with certificates from the CA at ``ca_path``;
+    ``tls_connstr()`` is a ``couchbases://`` connection string that verifies with it. Needs
+    the ``trustme`` package.
+
 ``couchbase_mock_factory`` (function scope)
     ``couchbase_mock_factory(**kwargs)`` starts a fresh ``MockCluster(**kwargs)`` that is
     stopped when the test ends.
@@ -42,6 +48,13 @@ _keys = itertools.count()
 def couchbase_mock() -> Iterator[MockCluster]:
     """A session-wide mock cluster (buckets default and protected:secret)."""
     with MockCluster(buckets={"default": "", "protected": "secret"}) as mock:
+        yield mock
+
+
+@pytest.fixture(scope="session")
+def couchbase_tls_mock() -> Iterator[MockCluster]:
+    """A session-wide TLS mock cluster (buckets default and protected:secret; ``ca_path``)."""
+    with MockCluster(buckets={"default": "", "protected": "secret"}, tls=True) as mock:
         yield mock
 
 

@@ -41,7 +41,8 @@ def _forbidden(permission):
 
 
 class Request:
-    __slots__ = ("method", "path", "query", "headers", "body", "user", "valid", "host", "claimed")
+    __slots__ = ("method", "path", "query", "headers", "body", "user", "valid", "host", "claimed",
+                 "cert_user")
 
     def __init__(self, method, path, query, headers, body):
         self.method = method
@@ -52,6 +53,7 @@ class Request:
         self.user = None
         self.valid = False
         self.claimed = None
+        self.cert_user = None  # the user a client certificate authenticated (tls_client_auth)
 
     def form(self):
         """Query parameters plus a urlencoded or JSON body, as a dict."""
@@ -103,12 +105,13 @@ class ConfigStream:
         self.writer.transport.abort()
 
 
-async def serve_http(core, node):
-    """Start the management server of ``node``; returns the asyncio Server."""
+async def serve_http(core, node, port, ssl=None):
+    """Start a management server of ``node`` on ``port`` (HTTPS with the ``ssl`` context);
+    returns the asyncio Server."""
     async def on_client(reader, writer):
         await _handle_client(core, node, reader, writer)
-    return await asyncio.start_server(on_client, node.host, node.mgmt_port, reuse_address=True,
-                                      limit=65536)
+    return await asyncio.start_server(on_client, node.host, port, reuse_address=True,
+                                      limit=65536, ssl=ssl)
 
 
 async def _read_request(reader):
@@ -170,6 +173,10 @@ def _response(status, body, headers=(), ctype="application/json", close=False):
 async def _handle_client(core, node, reader, writer):
     transport = writer.transport
     node.http_conns.add(transport)
+    cert_user = None
+    if core.tls is not None and core.tls.client_auth:
+        from .tls import peer_user
+        cert_user = peer_user(writer.get_extra_info("ssl_object"), core)
     try:
         while True:
             try:
@@ -183,6 +190,7 @@ async def _handle_client(core, node, reader, writer):
             if request is None:
                 break
             close = request.headers.get("connection", "").lower() == "close"
+            request.cert_user = cert_user
             try:
                 _authenticate(core, request)
                 result = await _route(core, node, request, writer)
@@ -228,6 +236,10 @@ async def _hold_stream(reader, stream):
 def _authenticate(core, request):
     auth = request.headers.get("authorization")
     if not auth:
+        if request.cert_user is not None:
+            # a client certificate is the credentials, as with a node's client authentication
+            request.user = request.cert_user
+            request.valid = True
         return
     scheme, _, data = auth.partition(" ")
     if scheme.lower() != "basic":

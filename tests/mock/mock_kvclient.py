@@ -39,9 +39,16 @@ def packet(opcode, key=b"", extras=b"", value=b"", vbucket=0, opaque=0, cas=0, d
 class KVClient:
     """Blocking connection to one mock node."""
 
-    def __init__(self, host, port, timeout=5.0):
+    def __init__(self, host, port, timeout=5.0, tls=None, server_hostname=None):
+        """``tls``: an ssl.SSLContext to speak TLS with (``server_hostname`` defaults to ``host``)."""
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            try:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname or host)
+            except BaseException:
+                self.sock.close()
+                raise
         self._buf = b""
         self._opaque = 0
         self.collections = False

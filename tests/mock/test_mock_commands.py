@@ -112,8 +112,31 @@ def _state(mock):
     }
 
 
+# The commands of a TLS cluster (tls.py), run on one in the same lockstep.
+TLS_CALLS = [
+    ("tls_fault", {"fault": "expired", "node_index": 1}),
+    ("tls_fault", {"fault": "wrong_host"}),
+    ("client_certificate", {"user": "Administrator"}),
+    ("tls_fault", {"fault": None, "node_index": 0}),
+]
+
+
 def test_the_calls_cover_every_command():
-    assert sorted({name for name, _ in CALLS}) == sorted(COMMANDS)
+    assert sorted({name for name, _ in CALLS + TLS_CALLS}) == sorted(COMMANDS)
+
+
+def test_the_tls_commands_in_process_and_over_http_alike():
+    kw = {"nodes": 2, "tls": True}
+    with MockCluster(**kw) as direct, MockCluster(**kw) as remote:
+        for name, params in TLS_CALLS:
+            result = getattr(direct, name)(**params)
+            status, reply = _http(remote, name, {k: _http_text(v) for k, v in params.items()})
+            assert status == 200 and reply.pop("status") == "ok", (name, reply)
+            # each cluster writes its certificates to a directory of its own
+            assert {k: os.path.basename(str(v)) if k in ("cert", "key") else v for k, v in reply.items()} == {
+                k: os.path.basename(str(v)) if k in ("cert", "key") else v for k, v in result.items()}, name
+            assert [n.tls_fault for n in remote.core.nodes] == [n.tls_fault for n in direct.core.nodes], name
+        assert [n.tls_fault for n in direct.core.nodes] == [None, "wrong_host"]
 
 
 def test_every_command_in_process_and_over_http_with_the_same_parameters():
