@@ -27,6 +27,19 @@ def kind(request):
     return getattr(request, "param", "sync")
 
 
+@pytest.fixture(params=kinds.LOOP_KINDS)
+def run(request):
+    """Run a coroutine to completion on a fresh event loop, once per loop
+    kind (asyncio, uvloop)."""
+    def runner(coro):
+        loop = kinds.new_loop(request.param)
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+    return runner
+
+
 @pytest.fixture(scope="module")
 def connect(kind):
     """``connect(host, port, username, password, bucket, quiet, **options)``
