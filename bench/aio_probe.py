@@ -1,5 +1,6 @@
 """Client CPU per operation of couchbase.aio.AsyncConnection on the standard
-asyncio loop and on uvloop, beside the sync Connection in the same run.
+asyncio loop and on uvloop, beside the sync Connection in the same run
+(sequential get, gather of 1,000 gets, 100-key get per key).
 
     .venv/bin/python bench/aio_probe.py [--ops 5000] [--rounds 3]
 
@@ -18,7 +19,7 @@ import time
 
 from _common import MockProcess, cpu_sets
 
-from couchbase import Couchbase
+from couchbase import FMT_PLAIN, Couchbase
 from couchbase.aio import AsyncConnection
 
 try:
@@ -43,6 +44,9 @@ def measure(fn, n, rounds):
     return best_cpu, best_wall
 
 
+KEYS = [f"probe:{i}" for i in range(100)]
+
+
 def async_rows(mock, new_loop, n, rounds):
     loop = new_loop()
     rows = {}
@@ -50,6 +54,7 @@ def async_rows(mock, new_loop, n, rounds):
         async def connect():
             acb = await AsyncConnection.connect(mock.host, mock.port, password="", bucket="default")
             await acb.set("probe", {"v": 1})
+            await acb.set(dict.fromkeys(KEYS, b"0123456789abcdef"), format=FMT_PLAIN)
             return acb
         acb = loop.run_until_complete(connect())
 
@@ -69,12 +74,20 @@ def async_rows(mock, new_loop, n, rounds):
         rows["gather of 1000 gets"] = measure(lambda: loop.run_until_complete(gathered()),
                                               n // 1000 * 1000, rounds)
         gather_calls = (acb.loop_calls - calls) / (n // 1000 * 1000 * rounds)
+
+        async def multi():
+            for _ in range(n // 100):
+                await acb.get(KEYS)
+        calls = acb.loop_calls
+        rows["100-key get, per key"] = measure(lambda: loop.run_until_complete(multi()),
+                                               n // 100 * 100, rounds)
+        multi_calls = (acb.loop_calls - calls) / (n // 100 * 100 * rounds)
         async def close():
             await acb.close()
         loop.run_until_complete(close())
     finally:
         loop.close()
-    return rows, seq_calls, gather_calls
+    return rows, (seq_calls, gather_calls, multi_calls)
 
 
 def main():
@@ -98,12 +111,19 @@ def main():
                     cb.get("probe")
             c, w = measure(sync_sequential, args.ops, args.rounds)
             print(f"{'Connection (sync)':<28} {'sequential get':<22} {c:>10.1f} {w:>11.1f} {'-':>14}")
+            cb.set(dict.fromkeys(KEYS, b"0123456789abcdef"), format=FMT_PLAIN)
+
+            def sync_multi():
+                for _ in range(args.ops // 100):
+                    cb.get(KEYS)
+            c, w = measure(sync_multi, args.ops // 100 * 100, args.rounds)
+            print(f"{'Connection (sync)':<28} {'100-key get, per key':<22} {c:>10.1f} {w:>11.1f} {'-':>14}")
         loops = [("asyncio", asyncio.new_event_loop)]
         if uvloop is not None:
             loops.append(("uvloop", uvloop.new_event_loop))
         for name, new_loop in loops:
-            rows, seq_calls, gather_calls = async_rows(mock, new_loop, args.ops, args.rounds)
-            for (op, (c, w)), calls in zip(rows.items(), (seq_calls, gather_calls)):
+            rows, loop_calls = async_rows(mock, new_loop, args.ops, args.rounds)
+            for (op, (c, w)), calls in zip(rows.items(), loop_calls):
                 print(f"{'AsyncConnection ' + name:<28} {op:<22} {c:>10.1f} {w:>11.1f} {calls:>14.3f}")
     finally:
         mock.stop()

@@ -14,7 +14,9 @@
 #   writable: a write watch is answered at once (a "write-ready" call after
 #   libcouchbase returns), and a real add_writer is made only when the write
 #   found the socket full (the handler asked to write again);
-# - one loop timer per plugin, re-armed only for an earlier deadline;
+# - one loop timer per plugin, re-armed only for an earlier deadline; a
+#   libcouchbase timer pushed later (a node's timeout, with every command)
+#   keeps its queued entry, which queues it again when due;
 # - the operations queued in one loop iteration are scheduled between one
 #   lcb_sched_enter/leave from one call_soon callback (one flush).
 
@@ -52,6 +54,8 @@ cdef class _LoopEvent:
 @cython.final
 cdef class _LoopTimer:
     cdef double deadline      # in loop.time()
+    cdef double queued        # the deadline of its current heap entry (<= deadline)
+    cdef bint in_heap         # that entry is in the heap (armed or not)
     cdef void *uarg
     cdef lcb.lcb_ioE_callback handler
     cdef bint armed
@@ -72,6 +76,8 @@ cdef class _LoopIO:
     cdef list timers          # heap of (deadline, generation, _LoopTimer)
     cdef Py_ssize_t compact_at  # the heap's length that triggers dropping stale entries
     cdef unsigned long generations
+    cdef double now           # loop.time() when libcouchbase was entered (schedule_timer)
+    cdef bint now_valid
     cdef object timer_handle  # the loop's TimerHandle for the earliest deadline
     cdef double timer_deadline
     cdef object error         # the first exception a proc caught
@@ -108,6 +114,8 @@ cdef class _LoopIO:
     # -- entering libcouchbase -------------------------------------------------
 
     cdef inline void enter(self) noexcept:
+        if self.depth == 0:
+            self.now_valid = False  # a new entry: read the clock again
         self.depth += 1
 
     cdef void leave(self) noexcept:
@@ -235,12 +243,33 @@ cdef class _LoopIO:
 
     cdef int schedule_timer(self, _LoopTimer timer, uint32_t usecs, void *uarg,
                             lcb.lcb_ioE_callback handler) except -1:
-        timer.deadline = self.loop.time() + usecs * 1e-6
+        # the clock is read once per entry into libcouchbase (which re-arms a
+        # node's timer for every command it sends): its timeouts are seconds
+        if self.depth == 0 or not self.now_valid:
+            self.now = self.loop.time()
+            self.now_valid = self.depth > 0
+        cdef double deadline = self.now + usecs * 1e-6
         timer.uarg = uarg
         timer.handler = handler
+        if timer.in_heap and timer.queued <= deadline:
+            # libcouchbase pushes a node's timeout later (cancel, schedule)
+            # with every command it sends: the entry already queued comes
+            # first and queues the timer again for its new deadline
+            # (_timers_due), no heap push here
+            timer.deadline = deadline
+            timer.armed = True
+            return 0
+        timer.deadline = deadline
         timer.armed = True
+        self.queue_timer(timer)
+        return 0
+
+    cdef int queue_timer(self, _LoopTimer timer) except -1:
+        """Queue an armed timer's deadline (its other entries go stale)."""
         self.generations += 1
         timer.generation = self.generations
+        timer.queued = timer.deadline
+        timer.in_heap = True
         if len(self.timers) >= self.compact_at:
             self.compact_timers()
         _heapq.heappush(self.timers, (timer.deadline, timer.generation, timer))
@@ -249,10 +278,17 @@ cdef class _LoopIO:
         return 0
 
     cdef int compact_timers(self) except -1:
-        """Drop the entries of cancelled or re-armed timers (libcouchbase
-        re-arms a node's timeout timer about once per operation)."""
-        self.timers = [e for e in self.timers
-                       if (<_LoopTimer> e[2]).armed and (<_LoopTimer> e[2]).generation == e[1]]
+        """Drop the entries of cancelled or re-queued timers."""
+        cdef _LoopTimer timer
+        cdef list kept = []
+        for entry in self.timers:
+            timer = <_LoopTimer> entry[2]
+            if timer.generation == entry[1]:
+                if timer.armed:
+                    kept.append(entry)
+                else:
+                    timer.in_heap = False
+        self.timers = kept
         _heapq.heapify(self.timers)
         self.compact_at = max(64, 2 * len(self.timers))
         return 0
@@ -278,20 +314,32 @@ cdef class _LoopIO:
             while self.timers and self.timers[0][0] <= now:
                 entry = _heapq.heappop(self.timers)
                 timer = <_LoopTimer> entry[2]
+                if timer.generation == entry[1]:
+                    timer.in_heap = False
                 if timer.armed and timer.generation == entry[1]:
-                    due.append(timer)
-            for timer in due:  # those armed meanwhile wait for the next round
-                if timer.armed and timer.deadline <= now:
-                    timer.armed = False
-                    self.enter()
-                    timer.handler(-1, 0, timer.uarg)
-                    self.leave()
+                    if timer.deadline <= now:
+                        due.append(timer)
+                    else:
+                        self.queue_timer(timer)  # pushed later meanwhile (schedule_timer)
+            for timer in due:
+                if not timer.armed:
+                    continue  # cancelled by a handler that ran before
+                if timer.deadline > now:
+                    self.queue_timer(timer)  # re-armed by a handler that ran before
+                    continue
+                timer.armed = False
+                self.enter()
+                timer.handler(-1, 0, timer.uarg)
+                self.leave()
             while self.timers:
-                timer = <_LoopTimer> self.timers[0][2]
-                if timer.armed and timer.generation == self.timers[0][1]:
-                    if timer.deadline < self.timer_deadline:
-                        self.arm_loop_timer(timer.deadline)
-                    break
+                entry = self.timers[0]
+                timer = <_LoopTimer> entry[2]
+                if timer.generation == entry[1]:
+                    if timer.armed:
+                        if entry[0] < self.timer_deadline:
+                            self.arm_loop_timer(entry[0])
+                        break
+                    timer.in_heap = False
                 _heapq.heappop(self.timers)
         except BaseException as e:
             self.failed(e)

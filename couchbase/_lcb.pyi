@@ -425,5 +425,6 @@ class _AsyncCore:
 def _bootstrap_error(
     rc: int, bucket: str, host: str | None, port: int | None, connection_string: str, secrets: tuple[str, ...]
 ) -> Exception: ...
+def _own_operations(cls: type) -> None: ...
 def _connect_options(*args: Any, **kwargs: Any) -> dict[str, Any]:
     """Connection.__init__'s arguments, checked, as what opening a connection needs."""

@@ -1,11 +1,19 @@
 # cython: language_level=3, binding=False, embedsignature=True, embedsignature.format=clinic
-"""The compiled core of couchbase-lcb: a Connection over one libcouchbase instance.
+"""The compiled core of couchbase-lcb: the operation core and its two drivers.
 
-How a call runs: the keys and values are checked and encoded first (bad input
-never reaches the network), every key's command is scheduled between
-lcb_sched_enter/leave, then lcb_wait runs with the GIL released. The response
-callbacks never touch Python: they copy status, CAS, flags and value bytes into
-C slots (_slots.pxi), and Python results are built after the wait returns.
+Every operation is written once, in _Core (_ops.pxi): its keys and values are
+checked and encoded first (bad input never reaches the network) into a call
+(_Slots, _slots.pxi) that carries its command and how its replies become its
+result. Two drivers send calls:
+
+- Connection (here): every key's command is scheduled between
+  lcb_sched_enter/leave, then lcb_wait runs with the GIL released; threads
+  sharing it pipeline their calls (leader/follower). The response callbacks
+  never touch Python: they copy status, CAS, flags and value bytes into C
+  slots, and Python results are built after the wait returns.
+- _AsyncCore (_aio_io.pxi; couchbase.aio.AsyncConnection): libcouchbase runs
+  in the asyncio loop through an IO plugin; the same callbacks fill the same
+  slots, and the reply that completes a call resolves its Future.
 """
 
 cimport cython
@@ -15,6 +23,7 @@ from cpython.pythread cimport (
     PyThread_release_lock, PyThread_type_lock,
 )
 from cpython.list cimport PyList_GET_ITEM
+from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF, Py_XINCREF
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
@@ -565,6 +574,9 @@ cdef class Connection(_Core):
         state = "closed" if self._instance == NULL else "open"
         return (f"<couchbase.libcouchbase.Connection bucket={self.bucket!r} "
                 f"connection_string={self.connection_string!r} username={self.username!r} {state}>")
+
+
+_own_operations(Connection)
 
 
 def libcouchbase_version():

@@ -111,6 +111,13 @@ cdef struct StoreSpec:
 cdef lcb.lcb_STATUS NO_REPLY = -1
 
 
+# A kind of libcouchbase command (see _own): how one key of a call is sent,
+# how the call's command is freed.
+ctypedef lcb.lcb_STATUS (*Sender)(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
+                                  Forward **forwards) noexcept
+ctypedef void (*Freer)(void *cmd) noexcept nogil
+
+
 # What a successful reply turns into, per kind of operation (_reply, _ops.pxi).
 cdef enum Reply:
     REPLY_CAS        # mutations: the new CAS
@@ -133,9 +140,10 @@ cdef class _Slots:
     cdef Py_ssize_t n
     cdef list keys  # keeps every key object (and its UTF-8 buffer) alive
     cdef list data  # keeps the encoded values of a store alive
-    # the command to send for every slot (freed with the call)
+    # the command to send for every slot, and its kind (see _own)
     cdef void *cmd
-    cdef CommandKind kind
+    cdef Sender send
+    cdef Freer free_cmd
     cdef bint forward_get  # a plain get's packets are built here (_forward.pxi)
     cdef StoreSpec store  # what a store sends for every key
     cdef lcb.lcb_CMDSTORE *empty_store  # the store command for empty values
@@ -170,7 +178,7 @@ cdef class _Slots:
             if self.slots != &self.one:
                 free(self.slots)
         if self.cmd != NULL:
-            _destroy_command(self.kind, self.cmd)
+            self.free_cmd(self.cmd)
         if self.empty_store != NULL:
             lcb.lcb_cmdstore_destroy(self.empty_store)
 
@@ -314,104 +322,6 @@ cdef inline void _answered(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogi
             lcb.lcb_breakout(instance)
 
 
-# Every kind of libcouchbase command this module sends; one scheduling loop
-# (Connection._run) serves them all.
-ctypedef fused Command:
-    lcb.lcb_CMDGET
-    lcb.lcb_CMDSTORE
-    lcb.lcb_CMDREMOVE
-    lcb.lcb_CMDCOUNTER
-    lcb.lcb_CMDTOUCH
-    lcb.lcb_CMDUNLOCK
-    lcb.lcb_CMDSTATS
-
-
-cdef inline lcb.lcb_STATUS _schedule(lcb.lcb_INSTANCE *instance, Command *cmd, Slot *slot) noexcept nogil:
-    """Point cmd at one slot's key (and value or CAS) and schedule it; the
-    slot is the cookie its callback receives."""
-    if Command is lcb.lcb_CMDGET:
-        lcb.lcb_cmdget_key(cmd, slot.key, slot.nkey)
-        return lcb.lcb_get(instance, slot, cmd)
-    elif Command is lcb.lcb_CMDSTORE:
-        lcb.lcb_cmdstore_key(cmd, slot.key, slot.nkey)
-        lcb.lcb_cmdstore_value(cmd, slot.data, slot.ndata)
-        return lcb.lcb_store(instance, slot, cmd)
-    elif Command is lcb.lcb_CMDREMOVE:
-        lcb.lcb_cmdremove_key(cmd, slot.key, slot.nkey)
-        lcb.lcb_cmdremove_cas(cmd, slot.cas)
-        return lcb.lcb_remove(instance, slot, cmd)
-    elif Command is lcb.lcb_CMDCOUNTER:
-        lcb.lcb_cmdcounter_key(cmd, slot.key, slot.nkey)
-        return lcb.lcb_counter(instance, slot, cmd)
-    elif Command is lcb.lcb_CMDTOUCH:
-        lcb.lcb_cmdtouch_key(cmd, slot.key, slot.nkey)
-        return lcb.lcb_touch(instance, slot, cmd)
-    elif Command is lcb.lcb_CMDUNLOCK:
-        lcb.lcb_cmdunlock_key(cmd, slot.key, slot.nkey)
-        lcb.lcb_cmdunlock_cas(cmd, slot.cas)
-        return lcb.lcb_unlock(instance, slot, cmd)
-    else:
-        # one STAT packet per node; a final reply once every node answered
-        lcb.lcb_cmdstats_key(cmd, slot.key, slot.nkey)
-        return lcb.lcb_stats(instance, slot, cmd)
-
-
-cdef enum CommandKind:
-    CMD_GET
-    CMD_STORE
-    CMD_REMOVE
-    CMD_COUNTER
-    CMD_TOUCH
-    CMD_UNLOCK
-    CMD_STATS
-
-
-cdef inline CommandKind _command_kind(Command *cmd) noexcept nogil:
-    if Command is lcb.lcb_CMDGET:
-        return CMD_GET
-    elif Command is lcb.lcb_CMDSTORE:
-        return CMD_STORE
-    elif Command is lcb.lcb_CMDREMOVE:
-        return CMD_REMOVE
-    elif Command is lcb.lcb_CMDCOUNTER:
-        return CMD_COUNTER
-    elif Command is lcb.lcb_CMDTOUCH:
-        return CMD_TOUCH
-    elif Command is lcb.lcb_CMDUNLOCK:
-        return CMD_UNLOCK
-    else:
-        return CMD_STATS
-
-
-cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forwards) noexcept:
-    """Schedule one call's command for each of its slots (a large store's
-    packet listed in `forwards`, see _forward.pxi)."""
-    cdef Py_ssize_t i
-    cdef Slot *slot
-    for i in range(call.n):
-        slot = &call.slots[i]
-        if call.kind == CMD_GET:
-            if call.forward_get and _forwards_get(slot) and _forward_get(instance, slot) == lcb.LCB_SUCCESS:
-                continue  # else libcouchbase's own get
-            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDGET *> call.cmd, slot))
-        elif call.kind == CMD_STORE:
-            if _forwards(&call.store, slot) and _forward(
-                    instance, slot, &call.store, PyList_GET_ITEM(call.data, i), forwards) == lcb.LCB_SUCCESS:
-                continue  # else libcouchbase's own store, which copies the value
-            _scheduled(slot, _schedule(
-                instance, call.empty_store if slot.ndata == 0 else <lcb.lcb_CMDSTORE *> call.cmd, slot))
-        elif call.kind == CMD_REMOVE:
-            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDREMOVE *> call.cmd, slot))
-        elif call.kind == CMD_COUNTER:
-            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDCOUNTER *> call.cmd, slot))
-        elif call.kind == CMD_TOUCH:
-            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDTOUCH *> call.cmd, slot))
-        elif call.kind == CMD_UNLOCK:
-            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDUNLOCK *> call.cmd, slot))
-        else:
-            _scheduled(slot, _schedule(instance, <lcb.lcb_CMDSTATS *> call.cmd, slot))
-
-
 cdef lcb.lcb_STATUS _store_command(lcb.lcb_CMDSTORE **cmd, lcb.lcb_STORE_OPERATION operation,
                                    const StoreSpec *spec, uint8_t datatype) noexcept:
     """Create the store command every key of a call is sent with."""
@@ -427,27 +337,118 @@ cdef lcb.lcb_STATUS _store_command(lcb.lcb_CMDSTORE **cmd, lcb.lcb_STORE_OPERATI
     return rc
 
 
-cdef inline void _own(_Slots call, Command *cmd) noexcept:
-    """Give a call the command it sends for every key (freed with the call)."""
-    call.cmd = <void *> cmd
-    call.kind = _command_kind(cmd)
+cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forwards) noexcept:
+    """Schedule one call's command for each of its slots, by its kind's
+    sender (both drivers; a large store's packet is listed in `forwards`)."""
+    cdef Py_ssize_t i
+    for i in range(call.n):
+        _scheduled(&call.slots[i], call.send(instance, call, i, forwards))
 
 
-cdef void _destroy_command(CommandKind kind, void *cmd) noexcept nogil:
-    if kind == CMD_GET:
-        lcb.lcb_cmdget_destroy(<lcb.lcb_CMDGET *> cmd)
-    elif kind == CMD_STORE:
-        lcb.lcb_cmdstore_destroy(<lcb.lcb_CMDSTORE *> cmd)
-    elif kind == CMD_REMOVE:
-        lcb.lcb_cmdremove_destroy(<lcb.lcb_CMDREMOVE *> cmd)
-    elif kind == CMD_COUNTER:
-        lcb.lcb_cmdcounter_destroy(<lcb.lcb_CMDCOUNTER *> cmd)
-    elif kind == CMD_TOUCH:
-        lcb.lcb_cmdtouch_destroy(<lcb.lcb_CMDTOUCH *> cmd)
-    elif kind == CMD_UNLOCK:
-        lcb.lcb_cmdunlock_destroy(<lcb.lcb_CMDUNLOCK *> cmd)
-    else:
-        lcb.lcb_cmdstats_destroy(<lcb.lcb_CMDSTATS *> cmd)
+cdef inline void _own(_Slots call, void *cmd, Sender send, Freer free_cmd) noexcept:
+    """Give a call the command it sends for every key, and its kind (how it
+    is sent, how it is freed: with the call)."""
+    call.cmd = cmd
+    call.send = send
+    call.free_cmd = free_cmd
+
+
+# The kinds of command, each a sender (point the call's command at the
+# slot's key, and value or CAS, and schedule it; the slot is the cookie its
+# callback receives) and a freer. get and store first try the packets built
+# in _forward.pxi.
+
+cdef lcb.lcb_STATUS _send_get(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
+                              Forward **forwards) noexcept:
+    cdef Slot *slot = &call.slots[i]
+    cdef lcb.lcb_CMDGET *cmd = <lcb.lcb_CMDGET *> call.cmd
+    if call.forward_get and _forwards_get(slot) and _forward_get(instance, slot) == lcb.LCB_SUCCESS:
+        return lcb.LCB_SUCCESS  # else libcouchbase's own get
+    lcb.lcb_cmdget_key(cmd, slot.key, slot.nkey)
+    return lcb.lcb_get(instance, slot, cmd)
+
+
+cdef void _free_get(void *cmd) noexcept nogil:
+    lcb.lcb_cmdget_destroy(<lcb.lcb_CMDGET *> cmd)
+
+
+cdef lcb.lcb_STATUS _send_store(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
+                                Forward **forwards) noexcept:
+    cdef Slot *slot = &call.slots[i]
+    cdef lcb.lcb_CMDSTORE *cmd = call.empty_store if slot.ndata == 0 else <lcb.lcb_CMDSTORE *> call.cmd
+    if _forwards(&call.store, slot) and _forward(
+            instance, slot, &call.store, PyList_GET_ITEM(call.data, i), forwards) == lcb.LCB_SUCCESS:
+        return lcb.LCB_SUCCESS  # else libcouchbase's own store, which copies the value
+    lcb.lcb_cmdstore_key(cmd, slot.key, slot.nkey)
+    lcb.lcb_cmdstore_value(cmd, slot.data, slot.ndata)
+    return lcb.lcb_store(instance, slot, cmd)
+
+
+cdef void _free_store(void *cmd) noexcept nogil:
+    lcb.lcb_cmdstore_destroy(<lcb.lcb_CMDSTORE *> cmd)
+
+
+cdef lcb.lcb_STATUS _send_remove(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
+                                 Forward **forwards) noexcept:
+    cdef Slot *slot = &call.slots[i]
+    cdef lcb.lcb_CMDREMOVE *cmd = <lcb.lcb_CMDREMOVE *> call.cmd
+    lcb.lcb_cmdremove_key(cmd, slot.key, slot.nkey)
+    lcb.lcb_cmdremove_cas(cmd, slot.cas)
+    return lcb.lcb_remove(instance, slot, cmd)
+
+
+cdef void _free_remove(void *cmd) noexcept nogil:
+    lcb.lcb_cmdremove_destroy(<lcb.lcb_CMDREMOVE *> cmd)
+
+
+cdef lcb.lcb_STATUS _send_counter(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
+                                  Forward **forwards) noexcept:
+    cdef Slot *slot = &call.slots[i]
+    cdef lcb.lcb_CMDCOUNTER *cmd = <lcb.lcb_CMDCOUNTER *> call.cmd
+    lcb.lcb_cmdcounter_key(cmd, slot.key, slot.nkey)
+    return lcb.lcb_counter(instance, slot, cmd)
+
+
+cdef void _free_counter(void *cmd) noexcept nogil:
+    lcb.lcb_cmdcounter_destroy(<lcb.lcb_CMDCOUNTER *> cmd)
+
+
+cdef lcb.lcb_STATUS _send_touch(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
+                                Forward **forwards) noexcept:
+    cdef Slot *slot = &call.slots[i]
+    cdef lcb.lcb_CMDTOUCH *cmd = <lcb.lcb_CMDTOUCH *> call.cmd
+    lcb.lcb_cmdtouch_key(cmd, slot.key, slot.nkey)
+    return lcb.lcb_touch(instance, slot, cmd)
+
+
+cdef void _free_touch(void *cmd) noexcept nogil:
+    lcb.lcb_cmdtouch_destroy(<lcb.lcb_CMDTOUCH *> cmd)
+
+
+cdef lcb.lcb_STATUS _send_unlock(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
+                                 Forward **forwards) noexcept:
+    cdef Slot *slot = &call.slots[i]
+    cdef lcb.lcb_CMDUNLOCK *cmd = <lcb.lcb_CMDUNLOCK *> call.cmd
+    lcb.lcb_cmdunlock_key(cmd, slot.key, slot.nkey)
+    lcb.lcb_cmdunlock_cas(cmd, slot.cas)
+    return lcb.lcb_unlock(instance, slot, cmd)
+
+
+cdef void _free_unlock(void *cmd) noexcept nogil:
+    lcb.lcb_cmdunlock_destroy(<lcb.lcb_CMDUNLOCK *> cmd)
+
+
+cdef lcb.lcb_STATUS _send_stats(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
+                                Forward **forwards) noexcept:
+    # one STAT packet per node; a final reply once every node answered
+    cdef Slot *slot = &call.slots[i]
+    cdef lcb.lcb_CMDSTATS *cmd = <lcb.lcb_CMDSTATS *> call.cmd
+    lcb.lcb_cmdstats_key(cmd, slot.key, slot.nkey)
+    return lcb.lcb_stats(instance, slot, cmd)
+
+
+cdef void _free_stats(void *cmd) noexcept nogil:
+    lcb.lcb_cmdstats_destroy(<lcb.lcb_CMDSTATS *> cmd)
 
 
 cdef void _install_callbacks(lcb.lcb_INSTANCE *instance) noexcept:

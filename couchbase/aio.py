@@ -39,7 +39,7 @@ from typing import Any
 
 from couchbase import _status
 from couchbase import exceptions as _exc
-from couchbase._lcb import _AsyncCore, _bootstrap_error, _connect_options
+from couchbase._lcb import _AsyncCore, _bootstrap_error, _connect_options, _own_operations
 
 __all__ = ["AsyncConnection"]
 
@@ -81,6 +81,9 @@ class AsyncConnection(_AsyncCore):
     async def __aexit__(self, *exc_info: object) -> None:
         """Close the connection (see :meth:`close`) when the block ends."""
         await self.close()
+
+
+_own_operations(AsyncConnection)  # a method call costs less on its object's own class
 
 
 async def _resolve_hosts(loop, settings: dict) -> str:

@@ -33,6 +33,8 @@ try:
 except ImportError:  # no uvloop build for this platform: the asyncio loop only
     uvloop = None
 
+pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
+
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 
 
@@ -554,3 +556,31 @@ def test_a_multi_key_call_in_flight_fails_on_close(run, faults, key):
         await closing
         assert acb._replays_stopped == 0  # the replay guard runs on this driver too
     run(main())
+
+
+def test_each_operation_to_a_stalled_node_times_out_on_its_own_deadline(run, faults, key):
+    """libcouchbase pushes a node's timer later with every command; the
+    plugin keeps the timer's queued entry and queues it again when due: a
+    steady stream of operations must still time out one by one, each within
+    the operation timeout of its own start, never all at the last one's."""
+    async def main():
+        async with await _connect(faults, timeout=0.5) as acb:
+            await acb.set(key, 1)
+            faults.stall(True)
+            loop = asyncio.get_running_loop()
+            elapsed = []
+
+            async def timed():
+                started = loop.time()
+                with pytest.raises((TimeoutError, NetworkError)):
+                    await acb.get(key)
+                elapsed.append(loop.time() - started)
+            tasks = []
+            for _ in range(8):
+                tasks.append(asyncio.ensure_future(timed()))
+                await asyncio.sleep(0.1)
+            await asyncio.gather(*tasks)
+            faults.stall(False)
+            return elapsed
+    elapsed = run(main())
+    assert all(0.4 <= e <= 0.9 for e in elapsed), elapsed
