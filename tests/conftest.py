@@ -41,6 +41,23 @@ def run(request):
 
 
 @pytest.fixture(scope="module")
+def faulty():
+    """A private cluster (one per module) for tests that stall or delay its replies."""
+    from couchbase.mock import MockCluster
+
+    with MockCluster(buckets={"default": ""}) as mock:
+        yield mock
+
+
+@pytest.fixture
+def faults(faulty):
+    """The module's private cluster, its stall and reply delay undone after the test."""
+    yield faulty
+    faulty.stall(False)
+    faulty.hiccup(0)
+
+
+@pytest.fixture(scope="module")
 def connect(kind):
     """``connect(host, port, username, password, bucket, quiet, **options)``
     making a connection of the kind under test (used as a sync Connection)."""

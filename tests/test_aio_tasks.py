@@ -21,7 +21,6 @@ import pytest
 from couchbase import FMT_PLAIN
 from couchbase.aio import AsyncConnection
 from couchbase.exceptions import BadHandleError, ConnectError, CouchbaseError, RequestCanceledError
-from couchbase.mock import MockCluster
 
 # every operation, single-key and multi-key, as a call on an AsyncConnection
 # for the key k (set up by _prepare)
@@ -52,20 +51,6 @@ def _connect(mock, **options):
 async def _prepare(acb, k):
     await acb.set({k: "v", k + ":2": "v", k + ":unlocked": "v"})
     await acb.set(k + ":raw", b"", format=FMT_PLAIN)
-
-
-@pytest.fixture(scope="module")
-def faulty():
-    """A private cluster for tests that delay or stall its replies."""
-    with MockCluster(buckets={"default": ""}) as mock:
-        yield mock
-
-
-@pytest.fixture
-def faults(faulty):
-    yield faulty
-    faulty.stall(False)
-    faulty.hiccup(0)
 
 
 class _LoopErrors:
