@@ -2,6 +2,7 @@
 """Where the client time of this binding goes: perf (cpu-clock sampling) on the client process.
 
     python bench/profile.py [--duration 5] [--workloads get1,set1,get100,set100] [--size 16] [--out FILE]
+                            [--client ours|sync|asyncio|uvloop]
 
 Hardware counters are not available in this VM (``perf stat -e instructions`` says "not
 supported"), so this samples the software cpu-clock event at 4999 Hz, kernel included, on the
@@ -53,6 +54,26 @@ print(json.dumps({"ops": calls * batch, "elapsed": el}), flush=True)
 """
 
 
+# --client asyncio|uvloop|sync: the clients of bench/aio_bench.py (bench/_aio_worker.py),
+# whose workloads include gather1000
+AIO_CHILD = r"""
+import sys, time, json
+sys.path.insert(0, %(bench)r)
+from _aio_worker import CLIENTS, WORKLOADS, keys_for, value_of
+conn, client, workload, size, duration = json.loads(sys.argv[1])
+c = CLIENTS[client](conn)
+keys = keys_for("prof:%%d:" %% size, 1000)
+value = value_of(size)
+c.populate(keys, value)
+c.run(workload, keys, value, time.perf_counter() + 0.5)
+print("GO", flush=True)
+t0 = time.perf_counter()
+calls = c.run(workload, keys, value, t0 + duration)
+el = time.perf_counter() - t0
+print(json.dumps({"ops": calls * WORKLOADS[workload][1], "elapsed": el}), flush=True)
+"""
+
+
 def category(dso, sym):
     d = dso.lower()
     if "kernel" in d or d.startswith("[k"):
@@ -61,6 +82,10 @@ def category(dso, sym):
         return "libcouchbase"
     if "_lcb" in d:
         return "binding (_lcb.so)"
+    if "uvloop" in d or "loop.cpython" in d:
+        return "uvloop"
+    if "_asyncio" in d:
+        return "asyncio (C)"
     if "orjson" in d:
         return "orjson"
     if "libc.so" in d or "libc-" in d:
@@ -76,12 +101,15 @@ def category(dso, sym):
     return "other (%s)" % dso
 
 
-def profile_one(mock, cpus, op, batch, size, duration, perf, snap):
+def profile_one(mock, cpus, op, batch, size, duration, perf, snap, client="ours", workload=None):
     conn = {"host": mock.host, "port": mock.port, "bucket": "default", "bucket_password": ""}
-    code = CHILD % {"bench": str(BENCH)}
+    if client == "ours":
+        code, params = CHILD % {"bench": str(BENCH)}, [conn, op, batch, size, duration]
+    else:
+        code, params = AIO_CHILD % {"bench": str(BENCH)}, [conn, client, workload, size, duration]
     env = dict(os.environ, PYTHONPATH=str(snap))
     child = subprocess.Popen(
-        pinned([client_python(), "-c", code, json.dumps([conn, op, batch, size, duration])], cpus),
+        pinned([client_python(), "-c", code, json.dumps(params)], cpus),
         cwd=str(snap),
         env=env,
         stdout=subprocess.PIPE,
@@ -138,17 +166,21 @@ def main():
     ap.add_argument("--size", type=int, default=16)
     ap.add_argument("--top", type=int, default=14)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--client", default="ours", choices=["ours", "sync", "asyncio", "uvloop"],
+                    help="ours: bench/run.py's client; sync, asyncio, uvloop: bench/aio_bench.py's "
+                    "(workloads get1, set1, gather1000, get100, set100)")
     args = ap.parse_args()
     perf = shutil.which("perf")
     if not perf:
         sys.exit("perf is not installed (apt-get install linux-perf)")
     server_cpu, client_cpu = cpu_sets()
-    wl = {"get1": ("get", 1), "set1": ("set", 1), "get100": ("get", 100), "set100": ("set", 100)}
+    wl = {"get1": ("get", 1), "set1": ("set", 1), "get100": ("get", 100), "set100": ("set", 100),
+          "gather1000": ("get", 1000)}
     snap = snapshot_package()
     mock = MockProcess(server_cpu, pythonpath=snap)
     out = [
-        "Command: `python bench/profile.py --duration %g --workloads %s --size %d`"
-        % (args.duration, args.workloads, args.size),
+        "Command: `python bench/profile.py --duration %g --workloads %s --size %d --client %s`"
+        % (args.duration, args.workloads, args.size, args.client),
         "",
         "Measured: %s." % binding_identity(snap),
         "",
@@ -156,7 +188,8 @@ def main():
     try:
         for w in args.workloads.split(","):
             op, batch = wl[w]
-            summary, rows = profile_one(mock, client_cpu, op, batch, args.size, args.duration, perf, snap)
+            summary, rows = profile_one(mock, client_cpu, op, batch, args.size, args.duration, perf, snap,
+                                        args.client, w)
             total = sum(r[1] for r in rows) or 1
             cats = defaultdict(float)
             for _pct, n, dso, sym in rows:

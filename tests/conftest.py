@@ -27,6 +27,36 @@ def kind(request):
     return getattr(request, "param", "sync")
 
 
+@pytest.fixture(params=kinds.LOOP_KINDS)
+def run(request):
+    """Run a coroutine to completion on a fresh event loop, once per loop
+    kind (asyncio, uvloop)."""
+    def runner(coro):
+        loop = kinds.new_loop(request.param)
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+    return runner
+
+
+@pytest.fixture(scope="module")
+def faulty():
+    """A private cluster (one per module) for tests that stall or delay its replies."""
+    from couchbase.mock import MockCluster
+
+    with MockCluster(buckets={"default": ""}) as mock:
+        yield mock
+
+
+@pytest.fixture
+def faults(faulty):
+    """The module's private cluster, its stall and reply delay undone after the test."""
+    yield faulty
+    faulty.stall(False)
+    faulty.hiccup(0)
+
+
 @pytest.fixture(scope="module")
 def connect(kind):
     """``connect(host, port, username, password, bucket, quiet, **options)``

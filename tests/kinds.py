@@ -59,14 +59,6 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name=f"{kind}-loop", daemon=True)
         self._thread.start()
 
-    @property
-    def thread(self) -> threading.Thread:
-        return self._thread
-
-    def run(self, coro) -> Any:
-        """Run a coroutine on the loop and return (or raise) its outcome."""
-        return self.call(lambda: coro)
-
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call fn on the loop's thread; if it returns an awaitable, wait for
         that too. Whatever fn or its awaitable raises is raised here."""

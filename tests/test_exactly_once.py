@@ -12,17 +12,21 @@ request applied twice, a token of an acknowledged append must be there once
 and one of a failed append not at all.
 """
 
+import asyncio
 import collections
+import contextlib
 import itertools
 import os
 import random
 import threading
 import time
 
+import kinds
 import pytest
 from threads_util import run_threads
 
 from couchbase import FMT_PLAIN, Couchbase
+from couchbase.aio import AsyncConnection
 from couchbase.exceptions import CouchbaseError, OutcomeUnknownError, TimeoutError
 from couchbase.mock import MockCluster
 
@@ -35,6 +39,9 @@ BATCH = 8  # keys per multi-key call
 OPS_PER_FAULT = int(os.environ.get("COUCHBASE_LCB_EXACTLY_ONCE_OPS", "3000"))
 MIN_SECONDS = 2.5  # and for at least this long, so that the fault strikes many times
 MAX_SECONDS = 20  # but no longer (a loaded machine)
+# the tests of one scenario run once per connection kind (tests/kinds.py); the
+# workloads under repeated faults run from threads (sync) and from tasks (async)
+EVERY_KIND = pytest.mark.every_kind
 
 
 @pytest.fixture
@@ -44,9 +51,11 @@ def cluster3():
         yield mock
 
 
-def _connect(mock, **options):
+def _connect(mock, connect=Couchbase.connect, **options):
+    """A connection (of the kind `connect` makes: tests/kinds.py) to the
+    mock's bucket default."""
     options.setdefault("timeout", 5.0)
-    return Couchbase.connect(mock.host, mock.port, password="", bucket="default", **options)
+    return connect(mock.host, mock.port, password="", bucket="default", **options)
 
 
 class Ledger:
@@ -81,6 +90,14 @@ class Ledger:
         try:
             result = call(arg) if value is None else call(arg, value)
         except CouchbaseError as e:
+            result = e
+        self.record_result(keys, result, tokens)
+
+    def record_result(self, keys, result, tokens=None):
+        """Record each key's outcome of a call that returned `result` or
+        raised it (a CouchbaseError)."""
+        if isinstance(result, CouchbaseError):
+            e = result
             if e.all_results is None:
                 results = dict.fromkeys(keys, e)
             else:
@@ -169,28 +186,47 @@ class Workload:
     def _token(self):
         return f"t{next(self._tokens)}"
 
-    def run(self, worker):
-        rnd = random.Random(worker)
-        cb = self.cb
+    def next_call(self, rnd):
+        """The workload's next call, (ledger, keys, operation, arg, tokens,
+        value) for ``ledger.record_call(keys, getattr(cb, operation), arg,
+        tokens, value)``; None once finished."""
         while True:
             form = rnd.randrange(4)
             if form == 0 and self._claim(1):
                 key = rnd.choice(self.counters.keys)
-                self.counters.record_call([key], cb.incr, key)
+                return self.counters, [key], "incr", key, None, None
             elif form == 1 and self._claim(BATCH):
                 keys = rnd.sample(self.counters.keys, BATCH)
-                self.counters.record_call(keys, cb.incr, keys)
+                return self.counters, keys, "incr", keys, None, None
             elif form == 2 and self._claim(1):
                 key = rnd.choice(self.appended.keys)
                 token = self._token()
-                self.appended.record_call([key], cb.append, key, {key: token}, token.encode() + b",")
+                return self.appended, [key], "append", key, {key: token}, token.encode() + b","
             elif form == 3 and self._claim(BATCH):
                 keys = rnd.sample(self.appended.keys, BATCH)
                 tokens = {k: self._token() for k in keys}
                 values = {k: t.encode() + b"," for k, t in tokens.items()}
-                self.appended.record_call(keys, cb.append, values, tokens)
+                return self.appended, keys, "append", values, tokens, None
             elif self.finished():
-                return
+                return None
+
+    def run(self, worker):
+        rnd = random.Random(worker)
+        while (call := self.next_call(rnd)) is not None:
+            ledger, keys, operation, arg, tokens, value = call
+            ledger.record_call(keys, getattr(self.cb, operation), arg, tokens, value)
+
+    async def run_task(self, acb, worker):
+        """run(), as a task on an AsyncConnection's loop."""
+        rnd = random.Random(worker)
+        while (call := self.next_call(rnd)) is not None:
+            ledger, keys, operation, arg, tokens, value = call
+            method = getattr(acb, operation)
+            try:
+                result = await (method(arg) if value is None else method(arg, value))
+            except CouchbaseError as e:
+                result = e
+            ledger.record_result(keys, result, tokens)
 
     def check(self):
         """Assert exactly-once; return the figures."""
@@ -247,32 +283,64 @@ def _inject(mock, fault, stop):
     return rounds
 
 
+@contextlib.contextmanager
+def _fault_injected(mock, fault):
+    """Inject the fault over and over (from a thread) while the block runs;
+    yields a list that then holds the number of rounds injected."""
+    stop = threading.Event()
+    rounds = []
+
+    def injector():
+        try:
+            rounds.append(_inject(mock, fault, stop))
+        except BaseException as e:  # reported by the test
+            rounds.append(e)
+
+    thread = threading.Thread(target=injector, daemon=True)
+    mock.hiccup(FAULTS[fault][2])
+    thread.start()
+    try:
+        yield rounds
+    finally:
+        stop.set()
+        thread.join(30)
+        mock.hiccup(0)
+    assert rounds and isinstance(rounds[0], int), rounds
+
+
 def _run_under_fault(mock, fault, threads, ops):
     with _connect(mock) as cb:
         work = Workload(cb, f"{fault}:{threads}", ops)
-        stop = threading.Event()
-        rounds = []
-
-        def injector():
-            try:
-                rounds.append(_inject(mock, fault, stop))
-            except BaseException as e:  # reported by the test
-                rounds.append(e)
-
-        thread = threading.Thread(target=injector, daemon=True)
-        mock.hiccup(FAULTS[fault][2])
-        thread.start()
-        try:
+        with _fault_injected(mock, fault) as rounds:
             run_threads(work.run, threads, timeout=120)
-        finally:
-            stop.set()
-            thread.join(30)
-            mock.hiccup(0)
-        assert rounds and isinstance(rounds[0], int), rounds
         figures = work.check()
         figures["fault rounds"] = rounds[0]
         figures["replays stopped"] = cb._replays_stopped
         print(f"\n{fault} ({threads} thread(s)): {figures}")
+        return figures
+
+
+def _run_tasks_under_fault(mock, fault, loop_kind, tasks, ops):
+    """The workload as `tasks` concurrent tasks on one AsyncConnection (its
+    keys set up and read back by a sync Connection)."""
+    async def main(work):
+        async with await AsyncConnection.connect(mock.host, mock.port, password="", bucket="default",
+                                                 timeout=5.0) as acb:
+            await asyncio.wait_for(asyncio.gather(*[work.run_task(acb, i) for i in range(tasks)]), 120)
+            return acb._replays_stopped
+
+    with _connect(mock) as cb:
+        work = Workload(cb, f"{fault}:{loop_kind}:{tasks}", ops)
+        loop = kinds.new_loop(loop_kind)
+        try:
+            with _fault_injected(mock, fault) as rounds:
+                stopped = loop.run_until_complete(main(work))
+        finally:
+            loop.close()
+        figures = work.check()
+        figures["fault rounds"] = rounds[0]
+        figures["replays stopped"] = stopped
+        print(f"\n{fault} ({tasks} tasks on {loop_kind}): {figures}")
         return figures
 
 
@@ -284,6 +352,14 @@ def test_no_request_is_applied_twice(cluster3, fault):
 
 def test_no_request_is_applied_twice_from_4_threads(cluster3):
     figures = _run_under_fault(cluster3, "drop_connections", 4, OPS_PER_FAULT)
+    assert figures["fault rounds"] > 0
+
+
+@pytest.mark.parametrize("loop_kind", kinds.LOOP_KINDS)
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_no_request_is_applied_twice_from_16_tasks(cluster3, fault, loop_kind):
+    """The same rule for the AsyncConnection, with 16 calls in flight."""
+    figures = _run_tasks_under_fault(cluster3, fault, loop_kind, 16, OPS_PER_FAULT)
     assert figures["fault rounds"] > 0
 
 
@@ -307,8 +383,9 @@ def _in_flight(mock, node=None, delay_ms=300):
     return timer
 
 
-def test_a_multi_key_call_marks_each_unknown_key(cluster3):
-    with _connect(cluster3) as cb:
+@EVERY_KIND
+def test_a_multi_key_call_marks_each_unknown_key(cluster3, connect):
+    with _connect(cluster3, connect) as cb:
         keys = [f"multi:{i}" for i in range(40)]
         cb.set(dict.fromkeys(keys, 10))
         timer = _in_flight(cluster3)
@@ -331,8 +408,9 @@ def test_a_multi_key_call_marks_each_unknown_key(cluster3):
         assert all(v == 11 for k, v in zip(keys, final) if k not in unknown)
 
 
-def test_reads_are_retried_across_a_dropped_connection(cluster3):
-    with _connect(cluster3) as cb:
+@EVERY_KIND
+def test_reads_are_retried_across_a_dropped_connection(cluster3, connect):
+    with _connect(cluster3, connect) as cb:
         keys = [f"read:{i}" for i in range(40)]
         cb.set({k: i for i, k in enumerate(keys)})
         timer = _in_flight(cluster3)
@@ -345,15 +423,16 @@ def test_reads_are_retried_across_a_dropped_connection(cluster3):
             cluster3.hiccup(0)
 
 
-def test_a_request_never_written_is_sent_once_the_connection_is_up():
+@EVERY_KIND
+def test_a_request_never_written_is_sent_once_the_connection_is_up(connect):
     """Requests queued while their node's connection is not up yet (the node
     does not answer its handshake) are sent, once, when it is: they succeed."""
     with MockCluster(nodes=1, buckets={"default": ""}) as mock:
-        setup = _connect(mock)
+        setup = _connect(mock, connect)
         keys = [f"queued:{i}" for i in range(20)]
         setup.set(dict.fromkeys(keys, 0))
         setup.close()
-        cb = _connect(mock)  # no KV connection yet: made by the first call
+        cb = _connect(mock, connect)  # no KV connection yet: made by the first call
         mock.stall(True)
         results = []
         worker = threading.Thread(target=lambda: results.append(cb.incr(keys)))
@@ -366,7 +445,8 @@ def test_a_request_never_written_is_sent_once_the_connection_is_up():
         cb.close()
 
 
-def test_requests_that_failed_unwritten_never_reach_the_node_later():
+@EVERY_KIND
+def test_requests_that_failed_unwritten_never_reach_the_node_later(connect):
     """Requests queued while every connection attempt to their node fails (its
     handshake replies are cut short) fail without being written. They must
     never reach the node later: a read of the keys finds them unchanged.
@@ -375,9 +455,9 @@ def test_requests_that_failed_unwritten_never_reach_the_node_later():
     after all (patches/libcouchbase/0002)."""
     with MockCluster(nodes=1, buckets={"default": ""}) as mock:
         keys = [f"unwritten:{i}" for i in range(10)]
-        with _connect(mock) as setup:
+        with _connect(mock, connect) as setup:
             setup.set(dict.fromkeys(keys, 0))
-        with _connect(mock, timeout=1.0) as cb:  # no KV connection yet: made by the first call
+        with _connect(mock, connect, timeout=1.0) as cb:  # no KV connection yet: made by the first call
             mock.truncate(10)
             try:
                 with pytest.raises(CouchbaseError) as info:
@@ -391,15 +471,16 @@ def test_requests_that_failed_unwritten_never_reach_the_node_later():
             assert cb.incr(keys) == dict.fromkeys(keys, 1)
 
 
-def test_requests_queued_through_failed_connection_attempts_are_applied_once():
+@EVERY_KIND
+def test_requests_queued_through_failed_connection_attempts_are_applied_once(connect):
     """Mutations queued while their node's connection attempts fail were never
     written: they are sent again on the next attempt, and applied once when
     one succeeds (they do not raise OutcomeUnknownError)."""
     with MockCluster(nodes=1, buckets={"default": ""}) as mock:
         keys = [f"requeued:{i}" for i in range(10)]
-        with _connect(mock) as setup:
+        with _connect(mock, connect) as setup:
             setup.set(dict.fromkeys(keys, 0))
-        with _connect(mock, timeout=5.0) as cb:  # no KV connection yet: made by the first call
+        with _connect(mock, connect, timeout=5.0) as cb:  # no KV connection yet: made by the first call
             mock.truncate(10)
             healer = threading.Timer(0.5, mock.truncate, args=(None,))
             healer.start()
@@ -410,6 +491,7 @@ def test_requests_queued_through_failed_connection_attempts_are_applied_once():
             assert cb.get(keys) == [1] * 10
 
 
+@EVERY_KIND
 def test_replies_that_say_not_applied_are_retried(cb, cluster, key):
     """NOT_MY_VBUCKET and temporary failures are answers: the request was not
     applied, and libcouchbase sends it again."""
@@ -422,11 +504,12 @@ def test_replies_that_say_not_applied_are_retried(cb, cluster, key):
     assert cb.get(key, format=FMT_PLAIN) == b"ab"
 
 
+@EVERY_KIND
 @pytest.mark.parametrize("fault", ["drop_connections", "failover"])
-def test_large_appends_sent_as_built_packets_are_never_applied_twice(cluster3, fault):
+def test_large_appends_sent_as_built_packets_are_never_applied_twice(cluster3, fault, connect):
     """Values from 16 KiB on go out as packets the binding builds
     (_forward.pxi): the same rule holds for them."""
-    with _connect(cluster3) as cb:
+    with _connect(cluster3, connect) as cb:
         work = Workload(cb, f"large:{fault}", 0)
         pad = b"." * 16384
         stop = threading.Event()
@@ -449,14 +532,15 @@ def test_large_appends_sent_as_built_packets_are_never_applied_twice(cluster3, f
         assert silent == 0 and rounds and rounds[0] > 0
 
 
-def test_a_failover_never_moves_an_applied_request_to_the_new_owner(cluster3):
+@EVERY_KIND
+def test_a_failover_never_moves_an_applied_request_to_the_new_owner(cluster3, connect):
     """A configuration that removes a node made libcouchbase 3.3.4 move the
     node's unanswered requests to the new owner without asking the retry
     strategy, written or not (the IO plugin's watch, couchbase/_wire.h,
     stopped those written). With patch 0005 a written one stays with its node
     and the strategy fails it as unknown; nothing is left to stop."""
     in_flight = 0
-    with _connect(cluster3) as cb:
+    with _connect(cluster3, connect) as cb:
         for attempt in range(10):
             key = next(f"moved:{attempt}:{i}" for i in itertools.count()
                        if cluster3.keyinfo(f"moved:{attempt}:{i}")["active"] == 1)

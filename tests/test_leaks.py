@@ -9,7 +9,8 @@ import pytest
 from couchbase import FMT_PICKLE, FMT_PLAIN
 from couchbase.exceptions import CouchbaseError
 
-pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
+# run under the sanitizers too (scripts/run-sanitized); each test once per connection kind (tests/kinds.py)
+pytestmark = [pytest.mark.sanitize, pytest.mark.every_kind]
 
 
 def _mixed_calls(cb, key, value, big):
@@ -68,7 +69,9 @@ def test_no_memory_growth_over_many_calls(cb, key):
 
 # The mock cluster runs in this process too; what it allocates is not ours.
 _NOT_THE_CLIENT = [tracemalloc.Filter(False, pattern) for pattern in (
-    "*/couchbase/mock/*", "*/asyncio/*", "*/selectors.py", "*/socket.py", "*/threading.py")]
+    "*/couchbase/mock/*", "*/asyncio/*", "*/selectors.py", "*/socket.py", "*/threading.py",
+    # and the async kinds' thread hand-over (tests/kinds.py)
+    "*/concurrent/futures/*", "*/tests/kinds.py")]
 
 
 def _client_memory():
