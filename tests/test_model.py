@@ -42,7 +42,7 @@ from couchbase.mock import MockCluster
 ABSENT = None
 COUNTERS = ["c0", "c1", "c2"]  # JSON integers: set, incr, decr, delete
 TEXTS = ["t0", "t1", "t2"]     # raw bytes: set, add, replace, append, prepend, delete
-EXAMPLES = int(os.environ.get("COUCHBASE_LCB_MODEL_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("COUCHBASE_LCB_MODEL_EXAMPLES", "25"))
 
 counter_keys = st.sampled_from(COUNTERS)
 text_keys = st.sampled_from(TEXTS)

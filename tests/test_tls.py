@@ -138,7 +138,7 @@ def test_a_bad_certificate_is_refused_saying_which_check_failed(fault, check, sa
         port = mock.kv_tls_ports[0] if bootstrap == "cccp" else mock.mgmt_tls_ports[0]
         assert f"{mock.host}:{port}" in text
         mock.tls_fault(None)
-        with connect_tls(mock, bootstrap, connect=connect) as cb:  # the same client, the node's own certificate
+        with connect_tls(mock, bootstrap, connect=connect) as cb:  # the same client, the node cert
             cb.set("k", 1)
 
 
