@@ -26,42 +26,11 @@ from couchbase.exceptions import (
     TimeoutError,
     ValueFormatError,
 )
-from couchbase.mock import MockCluster
-
-try:
-    import uvloop
-except ImportError:  # no uvloop build for this platform: the asyncio loop only
-    uvloop = None
 
 pytestmark = pytest.mark.sanitize  # run under the sanitizers too (scripts/run-sanitized)
 
-LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 
-
-@pytest.fixture(params=LOOPS)
-def run(request):
-    """Run a coroutine to completion on a fresh loop of the kind tested."""
-    def runner(coro):
-        loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(coro)
-        finally:
-            loop.close()
-    return runner
-
-
-@pytest.fixture(scope="module")
-def faulty():
-    """A private cluster for tests that stall, delay or drop its connections."""
-    with MockCluster(buckets={"default": ""}) as mock:
-        yield mock
-
-
-@pytest.fixture
-def faults(faulty):
-    yield faulty
-    faulty.stall(False)
-    faulty.hiccup(0)
+# run, faulty and faults: tests/conftest.py's
 
 
 def _connect(mock, **options):
