@@ -637,8 +637,8 @@ cdef class _Core:
 
             cb.incr('counter', amount=20, initial=5)
         """
-        return self._counter("incr", keys, amount, initial, ttl, extended, 1, timeout, durability, persist_to,
-                             replicate_to)
+        return self._counter("incr", keys, amount, initial, ttl, extended, 1, timeout, durability,
+                             persist_to, replicate_to)
 
     def decr(self, keys, amount=1, initial=None, ttl=0, extended=False, *, durability=None, persist_to=0,
              replicate_to=0, timeout=None):
@@ -649,8 +649,8 @@ cdef class _Core:
 
             cb.decr('stock', amount=2)
         """
-        return self._counter("decr", keys, amount, initial, ttl, extended, -1, timeout, durability, persist_to,
-                             replicate_to)
+        return self._counter("decr", keys, amount, initial, ttl, extended, -1, timeout, durability,
+                             persist_to, replicate_to)
 
     cdef object _counter(self, str op, object keys, object amount, object initial, object ttl,
                          object extended, int sign, object timeout, object durability, object persist_to,
