@@ -267,10 +267,12 @@ cdef extern from "libcouchbase/error.h" nogil:
     lcb_STATUS LCB_ERR_FD_LIMIT_REACHED
     lcb_STATUS LCB_ERR_NAMESERVER
     lcb_STATUS LCB_ERR_UNKNOWN_HOST
-    lcb_STATUS LCB_ERR_PROTOCOL_ERROR
     lcb_STATUS LCB_ERR_REQUEST_CANCELED
     lcb_STATUS LCB_ERR_MAP_CHANGED
     lcb_STATUS LCB_ERR_SUBDOC_PATH_NOT_FOUND  # an exists spec's "no" (_subdoc.pxi)
+    # observe-based durability that was not confirmed (_observe.pxi)
+    lcb_STATUS LCB_ERR_TIMEOUT
+    lcb_STATUS LCB_ERR_MUTATION_LOST
     # a replica read's copy that could not be sent (_replica.pxi)
     lcb_STATUS LCB_ERR_NO_CONFIGURATION
     lcb_STATUS LCB_ERR_NO_MATCHING_SERVER
@@ -585,11 +587,27 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
         LCB_CALLBACK_SDLOOKUP
         LCB_CALLBACK_SDMUTATE
 
-    # durability: synchronous levels on every mutation, observe-based on stores
+    # durability: synchronous levels on every mutation...
     lcb_STATUS lcb_cmdstore_durability(lcb_CMDSTORE *cmd, lcb_DURABILITY_LEVEL level)
-    lcb_STATUS lcb_cmdstore_durability_observe(lcb_CMDSTORE *cmd, int persist_to, int replicate_to)
     lcb_STATUS lcb_cmdremove_durability(lcb_CMDREMOVE *cmd, lcb_DURABILITY_LEVEL level)
     lcb_STATUS lcb_cmdcounter_durability(lcb_CMDCOUNTER *cmd, lcb_DURABILITY_LEVEL level)
+    # ...and observe-based on every mutation's reply: its token and CAS are polled for
+    # (patch 0009; the outcome goes to LCB_CALLBACK_ENDURE)
+    ctypedef struct lcb_MUTATION_TOKEN:
+        pass
+    lcb_STATUS lcb_respstore_mutation_token(const lcb_RESPSTORE *resp, lcb_MUTATION_TOKEN *token)
+    lcb_STATUS lcb_respremove_mutation_token(const lcb_RESPREMOVE *resp, lcb_MUTATION_TOKEN *token)
+    lcb_STATUS lcb_respcounter_mutation_token(const lcb_RESPCOUNTER *resp, lcb_MUTATION_TOKEN *token)
+    ctypedef enum:
+        LCB_CALLBACK_ENDURE
+    lcb_STATUS lcb_durability_check(lcb_INSTANCE *instance, uint16_t persist_to, uint16_t replicate_to)
+    lcb_STATUS lcb_endure_mutation(lcb_INSTANCE *instance, void *cookie, const char *key, size_t nkey,
+                                   uint64_t cas, const lcb_MUTATION_TOKEN *token, uint16_t persist_to,
+                                   uint16_t replicate_to, uint32_t timeout_us)
+    lcb_STATUS lcb_respendure_status(const lcb_RESPBASE *resp)
+    lcb_STATUS lcb_respendure_cookie(const lcb_RESPBASE *resp, void **cookie)
+    lcb_STATUS lcb_respendure_copies(const lcb_RESPBASE *resp, uint16_t *num_persisted,
+                                     uint16_t *num_replicated)
 
     # exists (GET_META: no value is read)
     ctypedef struct lcb_RESPEXISTS:
@@ -619,6 +637,7 @@ cdef extern from "libcouchbase/couchbase.h" nogil:
     lcb_STATUS lcb_respsubdoc_status(const lcb_RESPSUBDOC *resp)
     lcb_STATUS lcb_respsubdoc_cookie(const lcb_RESPSUBDOC *resp, void **cookie)
     lcb_STATUS lcb_respsubdoc_cas(const lcb_RESPSUBDOC *resp, uint64_t *cas)
+    lcb_STATUS lcb_respsubdoc_mutation_token(const lcb_RESPSUBDOC *resp, lcb_MUTATION_TOKEN *token)
     size_t lcb_respsubdoc_result_size(const lcb_RESPSUBDOC *resp)
     lcb_STATUS lcb_respsubdoc_result_status(const lcb_RESPSUBDOC *resp, size_t index)
     lcb_STATUS lcb_respsubdoc_result_value(const lcb_RESPSUBDOC *resp, size_t index, const char **value,

@@ -269,6 +269,8 @@ class Connection:
         quiet: bool | None = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> bool: ...
     @overload
@@ -279,6 +281,8 @@ class Connection:
         quiet: bool | None = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> dict[Key, bool]: ...
     @overload
@@ -291,6 +295,8 @@ class Connection:
         extended: Literal[False] = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> int: ...
     @overload
@@ -303,6 +309,8 @@ class Connection:
         *,
         extended: Literal[True],
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> Result: ...
     @overload
@@ -315,6 +323,8 @@ class Connection:
         extended: bool = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> dict[Key, Any]: ...
     @overload
@@ -327,6 +337,8 @@ class Connection:
         extended: Literal[False] = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> int: ...
     @overload
@@ -339,6 +351,8 @@ class Connection:
         *,
         extended: Literal[True],
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> Result: ...
     @overload
@@ -351,6 +365,8 @@ class Connection:
         extended: bool = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> dict[Key, Any]: ...
     @overload
@@ -396,6 +412,8 @@ class Connection:
         *,
         store_semantics: StoreSemantics | None = ...,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> SubdocResult: ...
     def stats(
@@ -645,6 +663,8 @@ class _AsyncCore:
         quiet: bool | None = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> asyncio.Future[bool]: ...
     @overload
@@ -655,6 +675,8 @@ class _AsyncCore:
         quiet: bool | None = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, bool]]: ...
     @overload
@@ -687,6 +709,8 @@ class _AsyncCore:
         extended: Literal[False] = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> asyncio.Future[int]: ...
     @overload
@@ -699,6 +723,8 @@ class _AsyncCore:
         *,
         extended: Literal[True],
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> asyncio.Future[Result]: ...
     @overload
@@ -711,6 +737,8 @@ class _AsyncCore:
         extended: bool = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, Any]]: ...
     @overload
@@ -723,6 +751,8 @@ class _AsyncCore:
         extended: Literal[False] = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> asyncio.Future[int]: ...
     @overload
@@ -735,6 +765,8 @@ class _AsyncCore:
         *,
         extended: Literal[True],
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> asyncio.Future[Result]: ...
     @overload
@@ -747,6 +779,8 @@ class _AsyncCore:
         extended: bool = ...,
         *,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> asyncio.Future[dict[Key, Any]]: ...
     @overload
@@ -800,6 +834,8 @@ class _AsyncCore:
         *,
         store_semantics: StoreSemantics | None = ...,
         durability: Durability | None = ...,
+        persist_to: int = ...,
+        replicate_to: int = ...,
         timeout: float | None = ...,
     ) -> asyncio.Future[SubdocResult]: ...
     def stats(

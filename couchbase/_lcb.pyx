@@ -61,6 +61,7 @@ FMT_MASK = 0x3
 include "_checks.pxi"
 include "_values.pxi"
 include "_slots.pxi"
+include "_observe.pxi"
 include "_forward.pxi"
 include "_replica.pxi"
 include "_logging.pxi"

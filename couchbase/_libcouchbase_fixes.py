@@ -31,6 +31,10 @@ EXPOSED = {
             "scheduling walks every request in flight (quadratic with many in flight)",
     "0008": "closing a connection after a persist_to/replicate_to store timed out can crash the process "
             "(a durability poll's reply reaches its freed state)",
+    "0009": "persist_to/replicate_to cannot be asked of delete, incr/decr and mutate_in (3.3.4 polls the "
+            "copies of stores only; the compiled module calls the patch's lcb_endure_mutation)",
+    "0010": "a short OBSERVE_SEQNO reply is read past its end: a persist_to/replicate_to requirement can "
+            "be reported met from bytes the server never sent",
 }
 
 # patch number -> what a TLS connection to a libcouchbase without it lacks: warned about at

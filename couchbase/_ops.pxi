@@ -65,6 +65,8 @@ cdef object _reply(Slot *slot, object key, str op, Reply kind, bint quiet, bint 
         if kind == REPLY_VALUE:
             return Result(None, 0, 0) if extended else None
         return None if kind == REPLY_SUBDOC else False
+    if slot.applied:
+        raise _unconfirmed(slot, key, op)
     if slot.outcome_unknown:
         raise _exc.OutcomeUnknownError(
             "the connection failed before the reply came: the change may have been applied (once), "
@@ -104,9 +106,11 @@ cdef object _collect(_Slots call):
 cdef int _with_options(_Slots call, object timeout, object durability=None, object persist_to=0,
                        object replicate_to=0) except -1:
     """A call's per-call options: a timeout overriding the connection's (the
-    call is scheduled under it), a durability requirement (on its command,
-    through its kind's setter; such a call goes through libcouchbase's own
-    commands, as the packets built here carry no durability frame)."""
+    call is scheduled under it), a durability requirement: a level on its
+    command, through its kind's setter, or copies to wait for once applied
+    (_observe.pxi). Such a call goes through libcouchbase's own commands, as
+    the packets built here carry no durability frame and are read without a
+    mutation token."""
     cdef int persist, replicate
     cdef lcb.lcb_DURABILITY_LEVEL level
     if durability is not None and call.kind.set_durability == NULL:
@@ -126,14 +130,7 @@ cdef int _with_options(_Slots call, object timeout, object durability=None, obje
         if call.empty_store != NULL:
             _check_rc(call.kind.set_durability(call.empty_store, level), call.op)
     elif persist or replicate:
-        if call.kind is not &KIND_STORE:
-            raise _exc.ArgumentError(f"persist_to/replicate_to (observe-based durability) are for stores "
-                                     f"(set, add, replace, append, prepend); give {call.op} durability=",
-                                     operation=call.op)
-        _check_rc(lcb.lcb_cmdstore_durability_observe(<lcb.lcb_CMDSTORE *> call.cmd, persist, replicate),
-                  call.op)
-        if call.empty_store != NULL:
-            _check_rc(lcb.lcb_cmdstore_durability_observe(call.empty_store, persist, replicate), call.op)
+        _observe_after_reply(call, persist, replicate)
     call.forward_get = False
     call.store.forward = False
     return 0
@@ -533,7 +530,7 @@ cdef class _Core:
 
     # -- delete ----------------------------------------------------------------
 
-    def delete(self, keys, cas=0, quiet=None, *, durability=None, timeout=None):
+    def delete(self, keys, cas=0, quiet=None, *, durability=None, persist_to=0, replicate_to=0, timeout=None):
         """Remove one key, a list of keys, or a dict of key -> CAS.
 
         Returns True (False for a missing key with ``quiet``); a dict key ->
@@ -572,7 +569,7 @@ cdef class _Core:
         _check_rc(lcb.lcb_cmdremove_create(&cmd), "delete")
         _own(call, cmd, &KIND_REMOVE)
         call.shape(REPLY_TRUE, multi, quiet_miss)
-        _with_options(call, timeout, durability)
+        _with_options(call, timeout, durability, persist_to, replicate_to)
         return self._execute(call)
 
     # -- touch / unlock -----------------------------------------------------------
@@ -626,7 +623,8 @@ cdef class _Core:
 
     # -- incr / decr ------------------------------------------------------------
 
-    def incr(self, keys, amount=1, initial=None, ttl=0, extended=False, *, durability=None, timeout=None):
+    def incr(self, keys, amount=1, initial=None, ttl=0, extended=False, *, durability=None, persist_to=0,
+             replicate_to=0, timeout=None):
         """Increment the numeric value of a key (or of each key of a list).
 
         ``initial`` is stored (and ``amount`` ignored) if the key does not
@@ -639,9 +637,11 @@ cdef class _Core:
 
             cb.incr('counter', amount=20, initial=5)
         """
-        return self._counter("incr", keys, amount, initial, ttl, extended, 1, timeout, durability)
+        return self._counter("incr", keys, amount, initial, ttl, extended, 1, timeout, durability,
+                             persist_to, replicate_to)
 
-    def decr(self, keys, amount=1, initial=None, ttl=0, extended=False, *, durability=None, timeout=None):
+    def decr(self, keys, amount=1, initial=None, ttl=0, extended=False, *, durability=None, persist_to=0,
+             replicate_to=0, timeout=None):
         """Decrement the numeric value of a key; it stops at 0. Same conventions
         as :meth:`incr`.
 
@@ -649,10 +649,12 @@ cdef class _Core:
 
             cb.decr('stock', amount=2)
         """
-        return self._counter("decr", keys, amount, initial, ttl, extended, -1, timeout, durability)
+        return self._counter("decr", keys, amount, initial, ttl, extended, -1, timeout, durability,
+                             persist_to, replicate_to)
 
     cdef object _counter(self, str op, object keys, object amount, object initial, object ttl,
-                         object extended, int sign, object timeout, object durability):
+                         object extended, int sign, object timeout, object durability, object persist_to,
+                         object replicate_to):
         cdef bint extended_result = _check_flag(extended, "extended", op)
         cdef uint64_t delta = _check_u64(amount, "amount", op)
         if delta > 0x7FFFFFFFFFFFFFFF:
@@ -673,7 +675,7 @@ cdef class _Core:
             _check_rc(lcb.lcb_cmdcounter_initial(cmd, initial_value), op)
             _check_rc(lcb.lcb_cmdcounter_expiry(cmd, expiry), op)
         call.shape(REPLY_COUNTER, multi, False, extended_result)
-        _with_options(call, timeout, durability)
+        _with_options(call, timeout, durability, persist_to, replicate_to)
         return self._execute(call)
 
     # -- exists ----------------------------------------------------------------
@@ -729,7 +731,8 @@ cdef class _Core:
         _with_options(call, timeout)
         return self._execute(call)
 
-    def mutate_in(self, key, specs, cas=0, ttl=0, *, store_semantics=None, durability=None, timeout=None):
+    def mutate_in(self, key, specs, cas=0, ttl=0, *, store_semantics=None, durability=None, persist_to=0,
+                  replicate_to=0, timeout=None):
         """Change paths inside a JSON document, all or none.
 
         ``specs`` is a list of couchbase.subdocument changes (``upsert``,
@@ -765,7 +768,7 @@ cdef class _Core:
         _check_rc(lcb.lcb_cmdsubdoc_expiry(cmd, expiry), "mutate_in")
         _check_rc(lcb.lcb_cmdsubdoc_store_semantics(cmd, semantics), "mutate_in")
         call.shape(REPLY_SUBDOC, False)
-        _with_options(call, timeout, durability)
+        _with_options(call, timeout, durability, persist_to, replicate_to)
         return self._execute(call)
 
     cdef lcb.lcb_CMDSUBDOC *_prepare_subdoc(self, _Slots call, object specs, bint lookup) except NULL:

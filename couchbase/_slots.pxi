@@ -21,10 +21,14 @@ cdef struct Slot:
     int *unanswered        # the call's count of slots still waiting for a reply
     void *aio              # the asyncio driver's call (a _Slots) when complete; NULL: sync
     ReplicaRead *replica   # a replica read's copy (_replica.pxi); NULL: any other slot
+    const Observe *observe  # copies to wait for once applied (_observe.pxi); NULL: none
     bint replay_safe       # a read: sending it again is harmless
     # coming back
     lcb.lcb_STATUS rc      # NO_REPLY until the callback ran
     bint outcome_unknown   # failed with its connection: it may have been, or be, applied
+    bint applied           # the change was applied; rc: whether its copies were confirmed
+    uint16_t npersisted    # ...and how far they got
+    uint16_t nreplicated
     uint32_t flags
     uint8_t datatype
     uint64_t counter
@@ -101,6 +105,14 @@ cdef inline bint _answered_by_server(lcb.lcb_RETRY_REASON reason) noexcept nogil
             or reason == lcb.LCB_RETRY_REASON_SERVICE_RESPONSE_CODE_INDICATED)
 
 
+# What a call's mutations wait for once applied (observe-based durability,
+# _observe.pxi).
+cdef struct Observe:
+    uint16_t persist_to     # nodes holding the change on disk, the active included
+    uint16_t replicate_to   # replicas holding the change in memory
+    uint32_t timeout_us     # how long to poll; 0: the connection's durability_timeout
+
+
 cdef struct StoreSpec:
     # what every key of one store call sends
     bint forward         # large values may go as packets built here (_forward.pxi)
@@ -160,6 +172,7 @@ cdef class _Slots:
     cdef const CommandKind *kind
     cdef bint forward_get  # a plain get's packets are built here (_forward.pxi)
     cdef StoreSpec store  # what a store sends for every key
+    cdef Observe observe  # what every mutation waits for once applied (_observe.pxi)
     cdef lcb.lcb_CMDSTORE *empty_store  # the store command for empty values
     cdef lcb.lcb_SUBDOCSPECS *subdoc_specs  # a sub-document call's specs, shared by every key
     cdef list specs  # ... as couchbase.subdocument specs, to read the replies by
@@ -333,7 +346,7 @@ cdef inline void _answered(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogi
     and send what other threads queued meanwhile (the rest stays in flight);
     under the asyncio driver, resolve its Future. Nothing may touch the slot
     after this (the asyncio driver may free the call)."""
-    if _may_be_applied(slot, slot.rc):
+    if not slot.applied and _may_be_applied(slot, slot.rc):
         slot.outcome_unknown = True  # whichever way libcouchbase failed it
     slot.unanswered[0] -= 1
     if slot.unanswered[0] == 0:
@@ -364,6 +377,8 @@ cdef void _schedule_call(lcb.lcb_INSTANCE *instance, _Slots call, Forward **forw
     cdef Py_ssize_t i
     cdef uint32_t connection_us = 0
     cdef bint own_timeout = call.timeout_us != 0
+    if _refuse_impossible_observe(instance, call):
+        return
     if own_timeout:
         # every command, libcouchbase's or a packet built here, takes its deadline (and a
         # durable write its durability timeout) from the connection's timeout as it is
@@ -548,6 +563,7 @@ cdef void _install_callbacks(lcb.lcb_INSTANCE *instance) noexcept:
     lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_EXISTS, _on_exists)
     lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_SDLOOKUP, _on_subdoc)
     lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_SDMUTATE, _on_subdoc)
+    lcb.lcb_install_callback(instance, lcb.LCB_CALLBACK_ENDURE, _on_endure)
     lcb.lcb_set_pktfwd_callback(instance, _on_forwarded)
     lcb.lcb_set_pktflushed_callback(instance, _on_forward_flushed)
 
@@ -602,31 +618,46 @@ cdef void _keep_as_bytes(Slot *slot, const char *value, size_t nvalue) noexcept 
 cdef void _on_store(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
     cdef const lcb.lcb_RESPSTORE *resp = <const lcb.lcb_RESPSTORE *> rb
     cdef Slot *slot = NULL
+    cdef lcb.lcb_MUTATION_TOKEN token
     lcb.lcb_respstore_cookie(resp, <void **> &slot)
     if slot != NULL:
         slot.rc = lcb.lcb_respstore_status(resp)
         lcb.lcb_respstore_cas(resp, &slot.cas)
+        if slot.observe != NULL:
+            lcb.lcb_respstore_mutation_token(resp, &token)
+            if _awaits_copies(instance, slot, &token):
+                return
         _answered(instance, slot)
 
 
 cdef void _on_remove(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
     cdef const lcb.lcb_RESPREMOVE *resp = <const lcb.lcb_RESPREMOVE *> rb
     cdef Slot *slot = NULL
+    cdef lcb.lcb_MUTATION_TOKEN token
     lcb.lcb_respremove_cookie(resp, <void **> &slot)
     if slot != NULL:
         slot.rc = lcb.lcb_respremove_status(resp)
         lcb.lcb_respremove_cas(resp, &slot.cas)
+        if slot.observe != NULL:
+            lcb.lcb_respremove_mutation_token(resp, &token)
+            if _awaits_copies(instance, slot, &token):
+                return
         _answered(instance, slot)
 
 
 cdef void _on_counter(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPBASE *rb) noexcept nogil:
     cdef const lcb.lcb_RESPCOUNTER *resp = <const lcb.lcb_RESPCOUNTER *> rb
     cdef Slot *slot = NULL
+    cdef lcb.lcb_MUTATION_TOKEN token
     lcb.lcb_respcounter_cookie(resp, <void **> &slot)
     if slot != NULL:
         slot.rc = lcb.lcb_respcounter_status(resp)
         lcb.lcb_respcounter_cas(resp, &slot.cas)
         lcb.lcb_respcounter_value(resp, &slot.counter)
+        if slot.observe != NULL:
+            lcb.lcb_respcounter_mutation_token(resp, &token)
+            if _awaits_copies(instance, slot, &token):
+                return
         _answered(instance, slot)
 
 

@@ -112,6 +112,7 @@ cdef void _on_subdoc(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPB
     cdef const char *value = NULL
     cdef size_t nvalue = 0
     cdef SubdocEntry *entries
+    cdef lcb.lcb_MUTATION_TOKEN token
     lcb.lcb_respsubdoc_cookie(resp, <void **> &slot)
     if slot == NULL:
         return
@@ -143,6 +144,10 @@ cdef void _on_subdoc(lcb.lcb_INSTANCE *instance, int cbtype, const lcb.lcb_RESPB
             offset += nvalue
     slot.nvalue = offset
     slot.counter = n
+    if slot.observe != NULL:
+        lcb.lcb_respsubdoc_mutation_token(resp, &token)
+        if _awaits_copies(instance, slot, &token):
+            return
     _answered(instance, slot)
 
 

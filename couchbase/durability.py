@@ -5,9 +5,15 @@
 the call fails with :class:`~couchbase.exceptions.DurabilityImpossibleError`
 (too few nodes hold the key: nothing applied) or
 :class:`~couchbase.exceptions.DurabilityAmbiguousError` (applied on the active
-node, the level not confirmed in time). ``persist_to=``/``replicate_to=`` on
-stores are the older, observe-based form for servers without synchronous
-replication: the client polls every copy until enough have the change.
+node, the level not confirmed in time). ``persist_to=``/``replicate_to=``, on
+every mutation too, are the older, observe-based form for servers without
+synchronous replication: once the change is applied, the client polls its
+copies (OBSERVE_SEQNO) until ``replicate_to`` replicas hold it and
+``persist_to`` nodes (the active one included) have it on disk, within the
+call's ``timeout=`` or else the connection's ``durability_timeout``. Asking for
+more copies than the bucket has raises DurabilityImpossibleError before
+anything is sent; copies not confirmed in time raise DurabilityAmbiguousError,
+which says the change was applied.
 """
 
 import enum

@@ -274,7 +274,7 @@ def test_a_hostile_subdoc_reply_is_a_protocol_error(cluster, case):
 OBSERVE_CHILD = textwrap.dedent("""
     import sys
     from couchbase import Couchbase
-    from couchbase.exceptions import TimeoutError
+    from couchbase.exceptions import DurabilityAmbiguousError, TimeoutError
 
     host, port = sys.argv[1], int(sys.argv[2])
     cb = Couchbase.connect(host, port, bucket="default", password="", timeout=0.5)
@@ -282,7 +282,7 @@ OBSERVE_CHILD = textwrap.dedent("""
     for i in range(3):
         try:
             cb.set("observed:%d" % i, i, replicate_to=2, persist_to=1)
-        except TimeoutError:
+        except (TimeoutError, DurabilityAmbiguousError):  # the store, or its copies, not in time
             timeouts += 1
     cb.close()
     print("closed", timeouts)
@@ -297,3 +297,42 @@ def test_closing_after_an_observed_store_timed_out_does_not_crash():
                               capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"the client died ({proc.returncode}): {proc.stderr[-2000:]}"
     assert proc.stdout.split() == ["closed", "3"], proc.stdout
+
+
+# Patch 0010: OBSERVE_SEQNO replies (every persist_to/replicate_to poll) were read for their 27
+# (after a failover 43) bytes whatever their length. A short one is now a protocol error: the
+# copies are not confirmed, and the change is reported applied, not confirmed.
+OBSERVE_SEQNO_CHILD = textwrap.dedent("""
+    import json, sys, urllib.parse, urllib.request
+    from couchbase import Couchbase
+    from couchbase.exceptions import CouchbaseError
+
+    host, port, body = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    url = f"http://{host}:{port}/mock/mangle?"
+    cb = Couchbase.connect(host, port, bucket="default", password="", timeout=1.0)
+    urllib.request.urlopen(url + urllib.parse.urlencode({"key": "", "body": body}), timeout=10).read()
+    try:
+        cb.set("hostile:observed", 1, replicate_to=2, timeout=1.0)
+        outcome = "no error"
+    except CouchbaseError as e:
+        outcome = type(e).__name__
+    urllib.request.urlopen(url + urllib.parse.urlencode({"key": "", "count": 0}), timeout=10).read()
+    recovered = bool(cb.set("hostile:observed", 2, replicate_to=2)) and cb.get("hostile:observed") == 2
+    cb.close()
+    print(json.dumps({"outcome": outcome, "recovered": recovered}))
+""")
+
+OBSERVE_SEQNO_CASES = {
+    "reply cut short": b"\x00\x00\x01",
+    "failover reply without the old uuid and seqno": b"\x01" + bytes(26),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OBSERVE_SEQNO_CASES))
+def test_a_short_observe_seqno_reply_is_not_read_past_its_end(case):
+    with MockCluster(nodes=3, replicas=2, vbuckets=64) as mock:
+        proc = subprocess.run([sys.executable, "-c", OBSERVE_SEQNO_CHILD, mock.host, str(mock.port),
+                               OBSERVE_SEQNO_CASES[case].hex()], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"the client died ({proc.returncode}): {proc.stderr[-2000:]}"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"outcome": "DurabilityAmbiguousError", "recovered": True}, result

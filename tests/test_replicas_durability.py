@@ -221,6 +221,68 @@ def test_observe_based_durability(cb3, mock3):
         cb3.set("observed", 1, replicate_to=1, durability=Durability.MAJORITY)
 
 
+# Observe-based durability on every kind of mutation: each is (name, the key's state before,
+# the change with the copies asked, what every copy then shows).
+OBSERVED_MUTATIONS = [
+    ("set", lambda cb, k: cb.delete(k, quiet=True), lambda cb, k, **o: cb.set(k, {"n": 1}, **o), True),
+    ("delete", lambda cb, k: cb.set(k, 1), lambda cb, k, **o: cb.delete(k, **o), False),
+    ("incr", lambda cb, k: cb.delete(k, quiet=True), lambda cb, k, **o: cb.incr(k, initial=10, **o), True),
+    ("decr", lambda cb, k: cb.set(k, 5), lambda cb, k, **o: cb.decr(k, amount=2, **o), True),
+    ("mutate_in", lambda cb, k: cb.set(k, {}), lambda cb, k, **o: cb.mutate_in(k, [SD.upsert("n", 1)], **o),
+     True),
+]
+OBSERVED_IDS = [m[0] for m in OBSERVED_MUTATIONS]
+
+
+@pytest.mark.parametrize("name,prepare,mutate,found", OBSERVED_MUTATIONS, ids=OBSERVED_IDS)
+def test_observe_based_durability_on_every_mutation(cb3, mock3, name, prepare, mutate, found):
+    key = f"observed-{name}"
+    prepare(cb3, key)
+    mock3.replication_delay(lag_ms=200, persist_ms=300)
+    outcome, seconds = _elapsed(lambda: mutate(cb3, key, replicate_to=2, persist_to=3))
+    assert not isinstance(outcome, Exception), outcome
+    assert seconds >= 0.2  # it waited for the replicas
+    info = mock3.keyinfo(key)
+    assert [copy["found"] for copy in info["copies"]] == [found] * 3, info
+    if found:  # every copy holds this change, on disk
+        assert all(copy["seqno"] == info["seqno"] and copy["persisted"] for copy in info["copies"]), info
+
+
+@pytest.mark.parametrize("name,prepare,mutate,found", OBSERVED_MUTATIONS, ids=OBSERVED_IDS)
+def test_observe_asking_more_copies_than_the_bucket_has_changes_nothing(cb3, mock3, name, prepare, mutate,
+                                                                         found):
+    key = f"impossible-{name}"
+    prepare(cb3, key)
+    before = mock3.keyinfo(key)
+    for observe in ({"replicate_to": 3}, {"persist_to": 4}):  # 2 replicas, 3 nodes
+        with pytest.raises(DurabilityImpossibleError) as caught:
+            mutate(cb3, key, **observe)
+        assert caught.value.key == key and caught.value.operation == name
+    assert mock3.keyinfo(key) == before  # nothing was sent
+
+
+def test_copies_not_confirmed_in_time_say_the_change_was_applied(cb3, mock3):
+    # one increment, whose replicas lag past its timeout: applied once, reported as such
+    cb3.set("unconfirmed", 1)
+    mock3.replication_delay(lag_ms=2000)
+    with pytest.raises(DurabilityAmbiguousError) as caught:
+        cb3.incr("unconfirmed", replicate_to=2, timeout=0.3)
+    error = caught.value
+    assert "applied" in str(error) and "replicate_to=2" in str(error)
+    assert error.key == "unconfirmed" and error.cas == mock3.keyinfo("unconfirmed")["cas"]
+    mock3.replication_delay(0, 0)
+    assert cb3.get("unconfirmed") == 2  # applied exactly once
+
+
+def test_observe_on_several_keys_waits_for_each(cb3, mock3):
+    keys = [f"observed-multi:{i}" for i in range(6)]
+    cb3.set({k: i for i, k in enumerate(keys)})
+    mock3.replication_delay(lag_ms=150)
+    assert cb3.delete(keys, replicate_to=2) == {k: True for k in keys}
+    assert all(not copy["found"] for k in keys for copy in mock3.keyinfo(k)["copies"])
+    assert cb3.incr(keys, initial=3, replicate_to=1) == {k: 3 for k in keys}
+
+
 # -- per-call timeout -----------------------------------------------------------
 
 

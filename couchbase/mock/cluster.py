@@ -694,6 +694,8 @@ class ClusterCore:
                      cas: Optional[int] = None) -> "dict[str, Any]":
         """Rewrite the next ``count`` replies to data requests for ``key``, as a hostile node would.
 
+        ``key`` "" stands for the bucket's requests that carry no key (OBSERVE_SEQNO, OBSERVE).
+
         ``count`` < 0: all of them; 0 removes the rule. Each header field given (``magic`` ...
         ``cas``, the names of ``MANGLE_FIELDS``) is set to its value; ``body`` (bytes; hex over
         HTTP) replaces the body, whose length the header follows unless ``bodylen`` is given.

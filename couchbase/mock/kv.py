@@ -363,7 +363,7 @@ class KVConnection(asyncio.BufferedProtocol):
                 res = self.bucket.replication.hold(self, key, vb, durability[0], durability[1], res, opcode,
                                                    opaque)
             if res is not None:
-                if core.mangles and kind >= KEYED and key in core.mangles:
+                if core.mangles and kind >= BUCKET and key in core.mangles:  # b"": unkeyed requests
                     res, close = core.mangle_reply(key, res)
                     self._flush(out)
                     outsize = 0
