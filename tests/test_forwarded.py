@@ -286,8 +286,8 @@ def test_get_timeout_on_both_paths(cluster, lcb_path_connstr, key, connect):
 
 
 def test_tracing_sees_every_operation(cluster, key, caplog, connect):
-    """libcouchbase traces only its own commands: with tracing on, gets and
-    large stores go through them, and the threshold report lists them (the
+    """libcouchbase traces only its own commands: with tracing on, gets, exists
+    and large stores go through them, and the threshold report lists them (the
     mock then frames every reply with the server's duration, as a node does)."""
     connstr = (f"couchbase://{cluster.host}:{cluster.port}=http/default"
                "?tracing_threshold_kv=0.000001&tracing_threshold_queue_flush_interval=0.1")
@@ -300,14 +300,17 @@ def test_tracing_sees_every_operation(cluster, key, caplog, connect):
         assert c.get([key, key + ":big"]) == [{"v": 1}, _value(LARGE)]
         with pytest.raises(NotFoundError):
             c.get(key + ":missing")
+        assert c.exists([key, key + ":missing"]) == {key: True, key + ":missing": False}
+        names = ('"operation_name":"get"', '"operation_name":"upsert"', '"operation_name":"exists"')
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             reports = " ".join(r.getMessage() for r in caplog.records if "over threshold" in r.getMessage())
-            if '"operation_name":"get"' in reports and '"operation_name":"upsert"' in reports:
+            if all(name in reports for name in names):
                 break
             time.sleep(0.1)
             c.get(key)  # the report is written from the event loop
-        assert '"operation_name":"get"' in reports and '"operation_name":"upsert"' in reports
+            c.exists(key)
+        assert all(name in reports for name in names), reports
 
 
 def test_memcached_bucket_routes_built_packets_by_ketama(connect):
