@@ -321,5 +321,6 @@ def test_memcached_bucket_routes_built_packets_by_ketama(connect):
             values = {f"k{i}": b"x" * (i * 300) for i in range(120)}  # 0 B to 35 KiB
             c.set(values, format=FMT_PLAIN)
             assert c.get(list(values)) == list(values.values())
+            assert c.exists(list(values) + ["missing"]) == dict(dict.fromkeys(values, True), missing=False)
             with pytest.raises(NotFoundError):
                 c.get("missing")
