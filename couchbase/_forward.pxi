@@ -29,6 +29,8 @@
 # network buffer (nothing to keep alive); the reply is parsed here, checked
 # against the bytes libcouchbase read (a reply is input). Only where replies
 # cannot be compressed (snappy not negotiated) and keys carry no collection ID.
+# exists goes the same way, as a GET_META of the same shape (see
+# _forward_exists), wherever gets do.
 #
 # Either packet only where it fits libcouchbase's widths (FORWARD_MAX_HEAD,
 # FORWARD_MAX_PACKET below): longer keys take libcouchbase's own commands.
@@ -77,7 +79,7 @@ cdef inline Slot *_slot_of(const void *cookie) noexcept nogil:
     if cookie == NULL:
         return NULL
     cdef CookieKind kind = (<const CookieKind *> cookie)[0]
-    if kind == COOKIE_SLOT:
+    if kind == COOKIE_SLOT or kind == COOKIE_EXISTS:
         return <Slot *> cookie
     if kind == COOKIE_FORWARD:
         return (<Forward *> cookie).slot
@@ -160,6 +162,7 @@ cdef uint8_t OP_REPLACE = 0x03
 cdef uint8_t OP_APPEND = 0x0E
 cdef uint8_t OP_PREPEND = 0x0F
 cdef uint8_t OP_STAT = 0x10
+cdef uint8_t OP_GET_META = 0xA0
 
 
 cdef uint8_t _store_opcode(lcb.lcb_STORE_OPERATION operation) noexcept:
@@ -360,6 +363,9 @@ cdef bint _read_reply(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err
 cdef void _on_forwarded(lcb.lcb_INSTANCE *instance, const void *cookie, lcb.lcb_STATUS err,
                         lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
     """The reply to a forwarded command (or libcouchbase's error for it)."""
+    if (<const CookieKind *> cookie)[0] == COOKIE_EXISTS:
+        _on_forwarded_exists(instance, <Slot *> cookie, err, resp)
+        return
     if (<const CookieKind *> cookie)[0] == COOKIE_SLOT:
         if (<Slot *> cookie).replica != NULL:
             _on_copy(instance, <Slot *> cookie, err, resp)  # _replica.pxi
@@ -403,16 +409,24 @@ cdef void _free_adopted(Forward *fwd) noexcept with gil:
     _unlink_and_free(fwd)
 
 
-cdef lcb.lcb_STATUS _forward_get(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogil:
-    """Schedule a plain get as a packet built here (libcouchbase copies it);
+cdef inline lcb.lcb_STATUS _forward_key(lcb.lcb_INSTANCE *instance, Slot *slot,
+                                        uint8_t opcode) noexcept nogil:
+    """Schedule a request that is a header and the key (no extras, no value)
+    as a packet built here (libcouchbase copies it), the slot its cookie;
     only for a slot that _forwards_get accepts."""
     cdef char packet[FORWARD_MAX_HEAD]  # header, key (_forwards_get)
     cdef lcb.lcb_CMDPKTFWD cmd
     memset(&cmd, 0, sizeof(cmd))
     cmd.vb.vtype = lcb.LCB_KV_COPY
     cmd.vb.u_buf.contig.bytes = packet
-    cmd.vb.u_buf.contig.nbytes = _put_request_head(packet, OP_GET, 0, slot, 0, 0)
+    cmd.vb.u_buf.contig.nbytes = _put_request_head(packet, opcode, 0, slot, 0, 0)
     return lcb.lcb_pktfwd3(instance, slot, &cmd)
+
+
+cdef lcb.lcb_STATUS _forward_get(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogil:
+    """Schedule a plain get as a packet built here; only for a slot that
+    _forwards_get accepts."""
+    return _forward_key(instance, slot, OP_GET)
 
 
 cdef void _on_forwarded_get(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
@@ -440,6 +454,51 @@ cdef void _read_get_reply(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS
                 skip = reply.framing + 4
                 slot.flags = <uint32_t> _get_be(<const uint8_t *> reply.body + reply.framing, 4)
                 _keep_value(slot, reply.body + skip, reply.bodylen - skip)
+
+
+# exists: a GET_META request as libcouchbase's own lcb_exists sends it
+# (src/operations/exists.cc of 3.3.4): header and key, no extras (so the
+# server answers with version 1 of the metadata), raw datatype, CAS 0. Its
+# reply (read as src/handler.cc H_exists does) carries the document's
+# metadata as extras, these 20 bytes, and no key or value:
+cdef enum:
+    META_EXTLEN = 20  # deleted (4: non-zero for a tombstone), flags (4), expiry (4), seqno (8)
+# A deleted document's tombstone is found, with the deleted flag set: it does
+# not exist (libcouchbase's lcb_respexists_is_found). The slot is the cookie,
+# marked COOKIE_EXISTS so that _on_forwarded reads the reply as GET_META's.
+
+
+cdef lcb.lcb_STATUS _forward_exists(lcb.lcb_INSTANCE *instance, Slot *slot) noexcept nogil:
+    """Schedule an exists as a GET_META packet built here; only for a slot
+    that _forwards_get accepts. On failure the slot is as it was."""
+    cdef lcb.lcb_STATUS rc
+    slot.kind = COOKIE_EXISTS
+    rc = _forward_key(instance, slot, OP_GET_META)
+    if rc != lcb.LCB_SUCCESS:
+        slot.kind = COOKIE_SLOT  # libcouchbase's own exists then
+    return rc
+
+
+cdef void _on_forwarded_exists(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
+                               lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
+    if err == lcb.LCB_SUCCESS and _kept_in_flight(resp):
+        return
+    _read_exists_reply(instance, slot, err, resp)
+    _answered(instance, slot)
+
+
+cdef void _read_exists_reply(lcb.lcb_INSTANCE *instance, Slot *slot, lcb.lcb_STATUS err,
+                             lcb.lcb_PKTFWDRESP *resp) noexcept nogil:
+    """Take status and CAS out of the reply to a GET_META; a tombstone's
+    (deleted flag set) is a missing document's."""
+    cdef ForwardedReply reply
+    if _read_reply(instance, slot, err, resp, OP_GET_META, &reply) and slot.rc == lcb.LCB_SUCCESS:
+        # a found item's reply: its metadata as extras (within the body:
+        # _parse_reply), no key
+        if reply.extlen != META_EXTLEN or reply.keylen != 0:
+            slot.rc = lcb.LCB_ERR_PROTOCOL_ERROR
+        elif _get_be(<const uint8_t *> reply.body + reply.framing, 4) != 0:
+            slot.rc = lcb.LCB_ERR_DOCUMENT_NOT_FOUND
 
 
 # For the tests of the limits: the widths above and the check made with them.

@@ -225,8 +225,8 @@ cdef class Connection(_Core):
     Two libcouchbase settings differ from its defaults (a connection string
     option overrides either): ``enable_collections=false`` and
     ``compression=off``. With both, and tracing and operation metrics off,
-    gets and large raw stores go out as packets the binding builds (about half
-    the CPU of libcouchbase's own path).
+    gets, exists and large raw stores go out as packets the binding builds
+    (about half the CPU of libcouchbase's own path).
 
     Exactly once: a request whose replay could change data or its result (every
     mutation: set, add, replace, append, prepend, incr, decr, delete, anything

@@ -162,7 +162,7 @@ cdef class _Core:
     cdef int _default_format
     cdef int _pickles  # PickleMode: what get does with a value stored as a pickle
     cdef bint _forward_large  # large stores skip libcouchbase's copies (_forward.pxi)
-    cdef bint _forward_gets   # plain gets skip libcouchbase's command layer (_forward.pxi)
+    cdef bint _forward_gets   # plain gets and exists skip libcouchbase's command layer (_forward.pxi)
     cdef Forward *_forwards   # large stores' packets not yet freed (_forward.pxi)
     # what reopening in a forked child takes; never shown
     cdef str _password
@@ -244,12 +244,12 @@ cdef class _Core:
         return 0
 
     cdef tuple _may_forward(self):
-        """Whether large stores, and plain gets, may go out as packets built
-        here (see _forward.pxi): only without collections (no collection ID
-        in the key), without tracing or operation metrics (libcouchbase times
-        only its own commands), where libcouchbase would send the same bytes
-        (large stores: nothing compressed going out) and replies come
-        uncompressed (gets: no compression negotiated)."""
+        """Whether large stores, and plain gets (exists with them), may go out
+        as packets built here (see _forward.pxi): only without collections (no
+        collection ID in the key), without tracing or operation metrics
+        (libcouchbase times only its own commands), where libcouchbase would
+        send the same bytes (large stores: nothing compressed going out) and
+        replies come uncompressed (gets: no compression negotiated)."""
         cdef int compression = self._setting(lcb.LCB_CNTL_COMPRESSION_OPTS)
         if (self._setting(lcb.LCB_CNTL_ENABLE_COLLECTIONS) != 0 or compression < 0
                 or self._setting(lcb.LCB_CNTL_ENABLE_TRACING) != 0
@@ -697,6 +697,7 @@ cdef class _Core:
         cdef bint multi = _is_multi(keys)
         cdef _Slots call = _new_slots(_key_list(keys, "exists") if multi else [keys], "exists")
         call.set_replay_safe()
+        call.forward_get = self._forward_gets  # a built GET_META, where gets are built
         cdef lcb.lcb_CMDEXISTS *cmd = NULL
         _check_rc(lcb.lcb_cmdexists_create(&cmd), "exists")
         _own(call, cmd, &KIND_EXISTS)

@@ -45,6 +45,7 @@ cdef struct Slot:
 cdef enum CookieKind:
     COOKIE_SLOT = 1
     COOKIE_FORWARD = 2
+    COOKIE_EXISTS = 3  # a slot whose packet is a built GET_META (_forward_exists)
 
 
 # Exactly once. libcouchbase 3.3.4 sends a request again when its connection
@@ -170,7 +171,7 @@ cdef class _Slots:
     # the command to send for every slot, and its kind (see _own)
     cdef void *cmd
     cdef const CommandKind *kind
-    cdef bint forward_get  # a plain get's packets are built here (_forward.pxi)
+    cdef bint forward_get  # a plain get's (or exists') packets are built here (_forward.pxi)
     cdef StoreSpec store  # what a store sends for every key
     cdef Observe observe  # what every mutation waits for once applied (_observe.pxi)
     cdef lcb.lcb_CMDSTORE *empty_store  # the store command for empty values
@@ -400,8 +401,8 @@ cdef inline void _own(_Slots call, void *cmd, const CommandKind *kind) noexcept:
 
 # The kinds of command, each a sender (point the call's command at the
 # slot's key, and value or CAS, and schedule it; the slot is the cookie its
-# callback receives) and a freer. get and store first try the packets built
-# in _forward.pxi.
+# callback receives) and a freer. get, exists and store first try the
+# packets built in _forward.pxi.
 
 cdef lcb.lcb_STATUS _send_get(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssize_t i,
                               Forward **forwards) noexcept:
@@ -524,6 +525,8 @@ cdef lcb.lcb_STATUS _send_exists(lcb.lcb_INSTANCE *instance, _Slots call, Py_ssi
                                  Forward **forwards) noexcept:
     cdef Slot *slot = &call.slots[i]
     cdef lcb.lcb_CMDEXISTS *cmd = <lcb.lcb_CMDEXISTS *> call.cmd
+    if call.forward_get and _forwards_get(slot) and _forward_exists(instance, slot) == lcb.LCB_SUCCESS:
+        return lcb.LCB_SUCCESS  # else libcouchbase's own exists
     lcb.lcb_cmdexists_key(cmd, slot.key, slot.nkey)
     return lcb.lcb_exists(instance, slot, cmd)
 

@@ -421,6 +421,13 @@ def test_reads_are_retried_across_a_dropped_connection(cluster3, connect):
         finally:
             timer.join()
             cluster3.hiccup(0)
+        timer = _in_flight(cluster3)
+        try:  # exists (a built GET_META) is a read too
+            found = cb.exists(keys + ["read:missing"])
+            assert found == dict(dict.fromkeys(keys, True), **{"read:missing": False})
+        finally:
+            timer.join()
+            cluster3.hiccup(0)
 
 
 @EVERY_KIND

@@ -1,6 +1,6 @@
-"""Plain gets, and stores of large raw values (16 KiB and more: FMT_PLAIN,
-FMT_PICKLE, append, prepend), go out as packets the binding builds (the value
-sent straight from the caller's bytes); the rest, or everything when the
+"""Plain gets, exists (a GET_META), and stores of large raw values (16 KiB and
+more: FMT_PLAIN, FMT_PICKLE, append, prepend), go out as packets the binding
+builds (the value sent straight from the caller's bytes); the rest, or everything when the
 connection string asks for compression, through libcouchbase's own commands.
 Users must not be able to tell the two apart: the same results, the same
 exceptions, the same retries, and the caller's value never held on to or freed
@@ -235,6 +235,40 @@ def test_injected_get_failures_on_both_paths(cb, lcb_path, cluster, key, status)
         assert outcomes[0] == ("result", "v")
 
 
+def test_exists_is_the_same_on_both_paths(cb, lcb_path, key):
+    # exists goes as a built GET_META where gets are built packets
+    keys = [f"{key}:{i}" for i in range(20)]
+    cas = cb.set({k: i for i, k in enumerate(keys[:10])})
+    cb.delete(keys[5])
+    wanted = {k: i < 10 and i != 5 for i, k in enumerate(keys)}
+    assert _same_on_both_paths(cb, lcb_path, lambda c: c.exists(keys)) == ("result", wanted)
+    assert _same_on_both_paths(cb, lcb_path, lambda c: tuple(c.exists(keys[0], extended=True))) == (
+        "result", (True, 0, cas[keys[0]]))
+    assert _same_on_both_paths(cb, lcb_path, lambda c: tuple(c.exists(keys[5], extended=True))) == (
+        "result", (False, 0, 0))
+    assert _same_on_both_paths(cb, lcb_path, lambda c: c.exists(key + ":missing")) == ("result", False)
+
+
+@pytest.mark.parametrize("status", [0x01, 0x04, 0x09, 0x86, 0x07])
+def test_injected_exists_failures_on_both_paths(cb, lcb_path, cluster, key, status):
+    # a missing key is False; 0x86, 0x07 and 0x09 (locked) are retried by
+    # libcouchbase (exists is a read: replay-safe); 0x04 becomes the same
+    # exception on both paths
+    cb.set(key, "v")
+    outcomes = []
+    for c in (cb, lcb_path):
+        cluster.opfail(status, 1, opcode="GET_META")
+        outcomes.append(_outcome(lambda c=c: c.exists(key)))
+    cluster.opfail(status, 0, opcode="GET_META")
+    assert outcomes[0] == outcomes[1]
+    if status in (0x86, 0x07, 0x09):
+        assert outcomes[0] == ("result", True)
+    elif status == 0x01:
+        assert outcomes[0] == ("result", False)
+    else:
+        assert outcomes[0][0] is not None and outcomes[0][3] == "exists"
+
+
 def test_get_timeout_on_both_paths(cluster, lcb_path_connstr, key, connect):
     cluster.hiccup(400)
     try:
@@ -244,13 +278,16 @@ def test_get_timeout_on_both_paths(cluster, lcb_path_connstr, key, connect):
                 with pytest.raises(TimeoutError) as info:
                     c.get(key)
                 assert info.value.key == key and info.value.operation == "get"
+                with pytest.raises(TimeoutError) as info:
+                    c.exists(key)
+                assert info.value.key == key and info.value.operation == "exists"
     finally:
         cluster.hiccup(0)
 
 
 def test_tracing_sees_every_operation(cluster, key, caplog, connect):
-    """libcouchbase traces only its own commands: with tracing on, gets and
-    large stores go through them, and the threshold report lists them (the
+    """libcouchbase traces only its own commands: with tracing on, gets, exists
+    and large stores go through them, and the threshold report lists them (the
     mock then frames every reply with the server's duration, as a node does)."""
     connstr = (f"couchbase://{cluster.host}:{cluster.port}=http/default"
                "?tracing_threshold_kv=0.000001&tracing_threshold_queue_flush_interval=0.1")
@@ -263,14 +300,17 @@ def test_tracing_sees_every_operation(cluster, key, caplog, connect):
         assert c.get([key, key + ":big"]) == [{"v": 1}, _value(LARGE)]
         with pytest.raises(NotFoundError):
             c.get(key + ":missing")
+        assert c.exists([key, key + ":missing"]) == {key: True, key + ":missing": False}
+        names = ('"operation_name":"get"', '"operation_name":"upsert"', '"operation_name":"exists"')
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             reports = " ".join(r.getMessage() for r in caplog.records if "over threshold" in r.getMessage())
-            if '"operation_name":"get"' in reports and '"operation_name":"upsert"' in reports:
+            if all(name in reports for name in names):
                 break
             time.sleep(0.1)
             c.get(key)  # the report is written from the event loop
-        assert '"operation_name":"get"' in reports and '"operation_name":"upsert"' in reports
+            c.exists(key)
+        assert all(name in reports for name in names), reports
 
 
 def test_memcached_bucket_routes_built_packets_by_ketama(connect):
@@ -281,5 +321,6 @@ def test_memcached_bucket_routes_built_packets_by_ketama(connect):
             values = {f"k{i}": b"x" * (i * 300) for i in range(120)}  # 0 B to 35 KiB
             c.set(values, format=FMT_PLAIN)
             assert c.get(list(values)) == list(values.values())
+            assert c.exists(list(values) + ["missing"]) == dict(dict.fromkeys(values, True), missing=False)
             with pytest.raises(NotFoundError):
                 c.get("missing")

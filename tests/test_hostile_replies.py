@@ -1,5 +1,6 @@
 """The built-packet path's reply parser against what a broken or hostile node
-sends: replies to gets rewritten by the mock's ``mangle`` fault (wrong magic,
+sends: replies to gets (and exists' GET_META, and large stores) rewritten by
+the mock's ``mangle`` fault (wrong magic,
 opcode or opaque, lengths that overrun the body or the bytes sent, huge
 bodies, framing extras of every size). The process never crashes or hangs:
 a mangled reply is an error for its key within the operation timeout, the
@@ -16,6 +17,7 @@ length of 0xFFFFFFE8 or more, which libcouchbase 3.3.4 adds to 24 in 32 bits
 binding's reach."""
 
 import json
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from couchbase import FMT_PLAIN, Couchbase
+from couchbase import FMT_PLAIN, Couchbase, Result
 from couchbase.exceptions import CouchbaseError, ProtocolError
 from couchbase.mock.errmap import error_map
 
@@ -40,7 +42,16 @@ BODY = (FLAGS).to_bytes(4, "big") + VALUE   # BAD's reply body: flags, value
 LAST_SAFE_BODYLEN = 0xFFFFFFE7  # 24 + this still fits libcouchbase's 32 bits
 
 
-OP_GET, OP_SET, OP_STAT = 0x00, 0x01, 0x10
+OP_GET, OP_SET, OP_STAT, OP_GET_META = 0x00, 0x01, 0x10, 0xA0
+
+
+def _meta(deleted=0):
+    """A GET_META reply's extras (version 1, what a request without extras
+    gets): deleted flag, flags, expiry, seqno."""
+    return struct.pack(">IIIQ", deleted, FLAGS, 0, 7)
+
+
+META_EXTLEN = len(_meta())  # 20
 LARGE = b"L" * 20000            # a raw store this large is a built packet
 
 
@@ -110,6 +121,22 @@ def _check_mangled(conn, cluster, **mangle):
     return error
 
 
+def _check_mangled_exists(conn, cluster, **mangle):
+    """The same for an exists of BAD among the good keys (GET_META)."""
+    cluster.mangle(BAD, **mangle)
+    try:
+        outcome, seconds = _call(lambda: conn.exists([*GOOD, BAD]))
+    finally:
+        cluster.mangle(BAD, count=0)
+
+    def good_results(results):
+        assert results == dict.fromkeys(GOOD, True)
+    error = _bad_key_failed(outcome, seconds, good_results)
+    assert error.operation == "exists"
+    assert conn.exists([BAD, *GOOD]) == dict.fromkeys([BAD, *GOOD], True)
+    return error
+
+
 def _check_mangled_store(conn, cluster, **mangle):
     """The same for a large raw store (a built packet) of BAD among others."""
     values = {k: LARGE + v for k, v in GOOD.items()}
@@ -159,6 +186,8 @@ def _malformed(m, opcode):
         return False
     if claimed > sent or framing + m["extlen"] + key > claimed:
         return True
+    if opcode == OP_GET_META:  # a found item's metadata: exactly the 20 bytes asked for
+        return m["extlen"] != META_EXTLEN or key != 0
     return opcode == OP_GET and (m["extlen"] != 4 or key != 0)
 
 
@@ -174,7 +203,9 @@ def _wrong_replies(opcode):
         # libcouchbase keeps a packet in flight after a STAT reply with a key
         st.builds(dict, opcode=st.just(OP_STAT), keylen=st.integers(1, 0xFFFF)),
         st.builds(dict, opaque=st.integers(0x80000000, 0xFFFFFFFF)),  # far from libcouchbase's counter
-        st.builds(dict, status=st.sampled_from(_error_statuses())),
+        # (a missing document is not an error for exists, but False)
+        st.builds(dict, status=st.sampled_from(
+            [s for s in _error_statuses() if not (opcode == OP_GET_META and s == 0x01)])),
         # a body shorter than the header's lengths say
         st.builds(dict, body=st.binary(max_size=3), extlen=st.integers(4, 0xFF)),
         st.builds(dict, magic=st.just(0x18), body=st.binary(max_size=3),
@@ -192,6 +223,15 @@ def _wrong_replies(opcode):
             st.builds(dict, datatype=_byte.filter(lambda d: d & 0x02)),  # snappy: never negotiated
             st.builds(dict, bodylen=st.integers(0, 3)),
         ]
+    if opcode == OP_GET_META:
+        wrong += [
+            st.builds(dict, extlen=_byte.filter(lambda n: n != META_EXTLEN)),
+            st.builds(dict, keylen=st.integers(1, 0xFFFF)),
+            st.builds(dict, bodylen=st.integers(0, META_EXTLEN - 1)),
+            # extras cut short, or longer than asked for, with lengths that agree
+            st.integers(0, 0xFF).filter(lambda n: n != META_EXTLEN).map(
+                lambda n: dict(extlen=n, body=(_meta() * 13)[:n])),
+        ]
     return st.one_of(wrong)
 
 
@@ -199,6 +239,49 @@ def _wrong_replies(opcode):
 @given(mangle=_wrong_replies(OP_GET))
 def test_a_mangled_get_reply_is_an_error_for_its_key_only(conn, cluster, mangle):
     _check_mangled(conn, cluster, **mangle)
+
+
+@settings(max_examples=40, deadline=None)
+@given(mangle=_wrong_replies(OP_GET_META))
+def test_a_mangled_exists_reply_is_an_error_for_its_key_only(conn, cluster, mangle):
+    _check_mangled_exists(conn, cluster, **mangle)
+
+
+@pytest.mark.parametrize("n", [0, 4, 12, META_EXTLEN - 1])
+def test_truncated_metadata_is_a_protocol_error(conn, cluster, n):
+    # GET_META's extras cut short (the header agreeing with the bytes sent):
+    # nothing is read past them, the key fails, the connection carries on
+    error = _check_mangled_exists(conn, cluster, extlen=n, body=_meta()[:n])
+    assert isinstance(error, ProtocolError) and error.key == BAD
+    # the header announcing more than the node sends: the same
+    assert isinstance(_check_mangled_exists(conn, cluster, body=_meta()[:n]), ProtocolError)
+
+
+@pytest.mark.parametrize("deleted", [1, 0x100, 0x80000000])
+def test_exists_reads_the_deleted_flag(conn, cluster, deleted):
+    # a tombstone (GET_META found it, deleted flag set) does not exist
+    cluster.mangle(BAD, body=_meta(deleted))
+    try:
+        assert conn.exists([BAD, *GOOD]) == dict(dict.fromkeys(GOOD, True), **{BAD: False})
+        assert conn.exists(BAD, extended=True) == Result(False, 0, 0)
+    finally:
+        cluster.mangle(BAD, count=0)
+    cluster.mangle(BAD, count=1, body=_meta(0))
+    assert conn.exists(BAD, extended=True)[:2] == (True, 0)
+
+
+@pytest.mark.parametrize("framing", [0, 1, 0xFE, 0xFF])
+def test_exists_skips_framing_extras_at_the_one_byte_boundary(conn, cluster, framing):
+    for deleted, found in ((0, True), (1, False)):
+        cluster.mangle(BAD, magic=0x18, keylen=framing << 8, body=bytes(framing) + _meta(deleted))
+        try:
+            assert conn.exists([BAD, *GOOD]) == dict(dict.fromkeys(GOOD, True), **{BAD: found})
+        finally:
+            cluster.mangle(BAD, count=0)
+    # the framing extras end before the metadata does: it overruns the body
+    error = _check_mangled_exists(conn, cluster, magic=0x18, keylen=framing << 8,
+                                  body=bytes(framing) + _meta()[:-1])
+    assert isinstance(error, ProtocolError)
 
 
 @settings(max_examples=30, deadline=None)

@@ -61,8 +61,10 @@ def test_every_key_length_round_trips_through_every_operation(each_path, char):
     small = {k: b"s%d" % i for i, k in enumerate(keys)}
     large = {k: bytes([65 + i % 26]) * LARGE for i, k in enumerate(keys)}
     c.delete(keys, quiet=True)
+    assert c.exists(keys) == dict.fromkeys(keys, False)
 
     cas = c.add(small, format=FMT_PLAIN)
+    assert c.exists(keys) == dict.fromkeys(keys, True)  # a GET_META's head: header and key, as a get's
     got = c.get(keys, extended=True)
     assert {k: tuple(r) for k, r in got.items()} == {k: (small[k], FMT_PLAIN, cas[k]) for k in keys}
     c.append({k: b"+a" for k in keys})
@@ -84,6 +86,7 @@ def test_every_key_length_round_trips_through_every_operation(each_path, char):
 
     assert all(c.delete(keys).values())
     assert c.get(keys, quiet=True) == [None] * MAX_KEY
+    assert c.exists(keys) == dict.fromkeys(keys, False)  # tombstones
     assert c.incr(keys, initial=5) == dict.fromkeys(keys, 5)
     assert c.incr(keys, amount=3) == dict.fromkeys(keys, 8)
     assert c.decr(keys, amount=2) == dict.fromkeys(keys, 6)

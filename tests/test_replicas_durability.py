@@ -67,6 +67,19 @@ def test_exists_single_and_multi(cb, key):
     assert cb.exists(key) is False
 
 
+def test_exists_of_a_deleted_key_is_false(each_path, cluster, key):
+    # the node keeps a deleted document's tombstone: GET_META finds it, with
+    # its deleted flag set (on both paths: the built GET_META and libcouchbase's)
+    each_path.set(key, "v")
+    each_path.delete(key)
+    assert cluster.keyinfo(key)["deleted"]
+    assert each_path.exists(key) is False
+    assert each_path.exists(key, extended=True) == Result(False, 0, 0)
+    assert each_path.exists([key, f"{key}:never"]) == {key: False, f"{key}:never": False}
+    cas = each_path.set(key, "again")
+    assert each_path.exists(key, extended=True) == Result(True, 0, cas)
+
+
 def test_exists_does_not_fetch_or_touch(cb, key, cluster):
     cb.set(key, "v" * 10000, ttl=100)
     assert cb.exists(key)
