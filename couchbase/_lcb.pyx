@@ -172,6 +172,7 @@ cdef uint32_t _check_timeout(str name, object value, str op="connect") except 0:
 # The docstring opens with the constructor's signature in Argument Clinic form,
 # which inspect.signature reads (tests/test_typing.py holds it to the stub).
 @cython.final
+@cython.no_gc_clear  # __dealloc__ still needs the calls in flight (_in_flight)
 cdef class Connection(_Core):
     """Connection(host='localhost', port=8091, username=None, password=None, bucket=None,
     quiet=False, *, connection_string=None, timeout=2.5, connect_timeout=10.0, default_format=0,
@@ -361,6 +362,13 @@ cdef class Connection(_Core):
             self._wake_in = self._wake_out = None
 
     def __dealloc__(self):
+        if self._instance != NULL and self._in_flight and self._generation == _process_generation:
+            # dropped unclosed with replies still to come (a replica read's slower copies): as
+            # close() does, never destroy the instance under them, whose callbacks reach the calls
+            try:
+                self._drain()
+            except BaseException:
+                pass
         self._release()
         if self._lock != NULL:
             PyThread_free_lock(self._lock)

@@ -2,13 +2,15 @@
 mock with replicas: what a user relies on when a node is slow, gone, or
 behind."""
 
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 import couchbase.subdocument as SD
-from couchbase import Durability, Result
+from couchbase import Couchbase, Durability, Result
 from couchbase.exceptions import (
     ArgumentError,
     DurabilityAmbiguousError,
@@ -124,6 +126,34 @@ def test_a_hung_replica_does_not_time_a_replica_read_out(cb3, mock3):
         mock3.stall(True, node_index=replica)
     value, seconds = _elapsed(lambda: cb3.get(key, replica=True))
     assert value == "v" and seconds < TIMEOUT
+
+
+DROPPED_CHILD = """
+import sys
+from couchbase import Couchbase
+host, port, key = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for _ in range(3):
+    cb = Couchbase.connect(host, port, bucket="default", password="", timeout=0.5)
+    assert cb.get(key, replica=True) == "v"
+    del cb  # unclosed, the stalled replicas' copies still to come
+print("dropped")
+"""
+
+
+def test_dropping_a_connection_while_replica_copies_are_in_flight_does_not_crash(mock3):
+    # the Connection is freed with the slower copies' packets in flight: destroying libcouchbase
+    # under them crashed (they were failed through a server already detached from the instance)
+    key = key_active_on(mock3, 0, "dropped")
+    with Couchbase.connect(mock3.host, mock3.port, bucket="default", password="") as cb:
+        cb.set(key, "v")
+    try:
+        for replica in mock3.keyinfo(key)["replicas"]:
+            mock3.stall(True, node_index=replica)
+        proc = subprocess.run([sys.executable, "-W", "ignore", "-c", DROPPED_CHILD, mock3.host,
+                               str(mock3.port), key], capture_output=True, text=True, timeout=60)
+    finally:
+        mock3.stall(False)
+    assert proc.returncode == 0 and proc.stdout.split() == ["dropped"], (proc.returncode, proc.stderr[-2000:])
 
 
 def test_all_replicas_returns_every_copy_marked(cb3, mock3):
