@@ -45,7 +45,7 @@ TEXTS = ["t0", "t1", "t2"]     # raw bytes: set, add, replace, append, prepend, 
 EXAMPLES = int(os.environ.get("COUCHBASE_LCB_MODEL_EXAMPLES", "25"))
 # the operation timeout of the mutation made while replies are cut short
 # (truncate_next_replies); the other calls keep the connection's 5 s
-TRUNCATED_TIMEOUT = 1.0
+TRUNCATED_TIMEOUT = 0.3
 
 counter_keys = st.sampled_from(COUNTERS)
 text_keys = st.sampled_from(TEXTS)
