@@ -1,11 +1,13 @@
-"""One client process of bench/aio_bench.py, driven over stdin/stdout like
-bench/_worker.py (the same line protocol; "run" takes a workload name).
+"""One client process of bench/aio_bench.py, driven over stdin/stdout with
+bench/_worker.py's line protocol (its serve and timed; "run" takes a workload
+name here).
 
     python bench/_aio_worker.py CLIENT CONN_JSON
 
-CLIENT: ``sync`` (this binding's Connection), ``asyncio`` / ``uvloop`` (its
-AsyncConnection on that loop), ``acouchbase`` (the official SDK's asyncio API,
-on the standard asyncio loop). Workloads, each over the same 16-byte values:
+CLIENT: ``sync`` (this binding's Connection: bench/_worker.py's client),
+``asyncio`` / ``uvloop`` (its AsyncConnection on that loop), ``acouchbase``
+(the official SDK's asyncio API, on the standard asyncio loop). Workloads,
+each over the same 16-byte values:
 
     get1        sequential ``await get(key)``
     set1        sequential ``await set(key, value)``
@@ -18,83 +20,33 @@ One operation is one key. A run answers {"ops", "calls", "elapsed", "utime",
 so every thread of the process counts (acouchbase does its I/O on threads of
 its own C++ core).
 
-Like bench/_worker.py it imports nothing from the repository (the SDK runs
-from outside the checkout with PYTHONPATH cleared).
+Like bench/_worker.py (the one file of the repository it imports, from its
+own directory) it imports nothing from the repository (the SDK runs from
+outside the checkout with PYTHONPATH cleared).
 """
 
 import asyncio
 import json
-import resource
 import sys
 import time
 
-KEY_FORMAT = "%s%020d"
+from _worker import Ours, chunks, serve
+
 WORKLOADS = {"get1": ("get", 1), "set1": ("set", 1), "gather1000": ("get", 1000),
              "get100": ("get", 100), "set100": ("set", 100)}
 
 
-def keys_for(prefix, items):
-    return [KEY_FORMAT % (prefix, i) for i in range(items)]
-
-
-def chunks(seq, n):
-    return [seq[i: i + n] for i in range(0, len(seq), n)]
-
-
-class Sync:
-    """This binding's sync Connection; gather1000 has no sync form."""
+class Sync(Ours):
+    """This binding's sync Connection, bench/_worker.py's client and timed loops;
+    gather1000 has no sync form."""
 
     prefix = "as:"
 
-    def __init__(self, conn):
-        from couchbase import FMT_PLAIN, Couchbase
-
-        self.cb = Couchbase.connect(conn["host"], conn["port"], bucket="default", password="",
-                                    default_format=FMT_PLAIN)
-
-    def populate(self, keys, value):
-        for part in chunks(keys, 100):
-            self.cb.set(dict.fromkeys(part, value))
-        assert self.cb.get(keys[:3]) == [value] * 3, "populate check failed"
-
     def run(self, workload, keys, value, deadline):
-        cb, now, calls, nk = self.cb, time.perf_counter, 0, len(keys)
         if workload == "gather1000":
             raise RuntimeError("no sync form")
-        if workload in ("get1", "set1"):
-            i = 0
-            if workload == "get1":
-                get = cb.get
-                while True:
-                    get(keys[i])
-                    calls += 1
-                    i = i + 1 if i + 1 < nk else 0
-                    if now() >= deadline:
-                        return calls
-            set_ = cb.set
-            while True:
-                set_(keys[i], value)
-                calls += 1
-                i = i + 1 if i + 1 < nk else 0
-                if now() >= deadline:
-                    return calls
-        lists = chunks(keys, 100)
-        if workload == "get100":
-            get = cb.get
-            while True:
-                for ks in lists:
-                    get(ks)
-                    calls += 1
-                    if now() >= deadline:
-                        return calls
-        dicts = [dict.fromkeys(ks, value) for ks in lists]
-        set_ = cb.set
-        while True:
-            for d in dicts:
-                set_(d)
-                calls += 1
-                if now() >= deadline:
-                    return calls
+        op, batch = WORKLOADS[workload]
+        return self.loop(op, batch, keys, value, deadline)
 
 
 class _OnLoop:
@@ -110,6 +62,9 @@ class _OnLoop:
 
     def populate(self, keys, value):
         self.loop.run_until_complete(self.apopulate(keys, value))
+
+    def check(self, keys, value):
+        self.loop.run_until_complete(self.acheck(keys, value))
 
     def run(self, workload, keys, value, deadline):
         return self.loop.run_until_complete(self.aloop(workload, keys, value, deadline))
@@ -130,6 +85,8 @@ class Aio(_OnLoop):
     async def apopulate(self, keys, value):
         for part in chunks(keys, 100):
             await self.cb.set(dict.fromkeys(part, value))
+
+    async def acheck(self, keys, value):
         assert await self.cb.get(keys[:3]) == [value] * 3, "populate check failed"
 
     async def aloop(self, workload, keys, value, deadline):
@@ -205,6 +162,8 @@ class Acouchbase(_OnLoop):
     async def apopulate(self, keys, value):
         for part in chunks(keys, 100):
             await asyncio.gather(*[self.coll.upsert(k, value) for k in part])
+
+    async def acheck(self, keys, value):
         assert (await self.coll.get(keys[0])).value == value, "populate check failed"
 
     async def aloop(self, workload, keys, value, deadline):
@@ -246,48 +205,15 @@ class Acouchbase(_OnLoop):
 CLIENTS = {"sync": Sync, "asyncio": Aio, "uvloop": AioUvloop, "acouchbase": Acouchbase}
 
 
-def value_of(size):
-    return (b"0123456789abcdef" * (size // 16 + 1))[:size]
-
-
 def main():
     name, conn = sys.argv[1], json.loads(sys.argv[2])
     client = CLIENTS[name](conn)
-    run = client.run
-    out = sys.stdout
-    mod = sys.modules.get("couchbase")
-    out.write(json.dumps({"ready": name, "module": getattr(mod, "__file__", None)}) + "\n")
-    out.flush()
-    populated = set()
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        cmd = json.loads(line)
-        try:
-            size, items = cmd["size"], cmd["items"]
-            keys = keys_for(client.prefix + "%d:" % size, items)
-            value = value_of(size)
-            if (size, items) not in populated:
-                client.populate(keys, value)
-                populated.add((size, items))
-            reply = {"ok": True}
-            if cmd["cmd"] == "run":
-                workload = cmd["workload"]
-                batch = WORKLOADS[workload][1]
-                if cmd.get("warmup", 0) > 0:
-                    run(workload, keys, value, time.perf_counter() + cmd["warmup"])
-                r0 = resource.getrusage(resource.RUSAGE_SELF)
-                t0 = time.perf_counter()
-                calls = run(workload, keys, value, t0 + cmd["duration"])
-                t1 = time.perf_counter()
-                r1 = resource.getrusage(resource.RUSAGE_SELF)
-                reply = {"ops": calls * batch, "calls": calls, "elapsed": t1 - t0,
-                         "utime": r1.ru_utime - r0.ru_utime, "stime": r1.ru_stime - r0.ru_stime,
-                         "minflt": r1.ru_minflt - r0.ru_minflt}
-        except Exception as exc:  # reported to aio_bench.py, which prints it with the results
-            reply = {"error": "%s: %s" % (type(exc).__name__, exc)}
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
+
+    def workload(cmd):
+        wl = cmd["workload"]
+        return (lambda keys, value, deadline: client.run(wl, keys, value, deadline)), WORKLOADS[wl][1]
+
+    serve(name, client, workload)
 
 
 if __name__ == "__main__":

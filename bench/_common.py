@@ -1,16 +1,23 @@
-"""Shared by the bench/ scripts: paths, the mock cluster and memcached processes, CPU pinning.
+"""Shared by the bench/ scripts: paths, the mock cluster and memcached processes, CPU pinning,
+the client worker processes, and the measuring and summing up that run.py and aio_bench.py
+share (round-robin repeats, medians, the results table's header lines).
 
 Standard library only: the scripts run with any Python 3.9+ (the clients themselves run in
 their own environments, see run.py).
 """
 
+import datetime
 import json
 import os
+import platform
+import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -229,3 +236,184 @@ def rss_bytes(pid="self"):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def version_of(py, code):
+    """What `code` prints under a peer's interpreter `py` (outside the checkout), or "?"."""
+    r = subprocess.run(
+        [py, "-c", code], cwd=tempfile.gettempdir(), env=peers.clean_env(), capture_output=True, text=True
+    )
+    return r.stdout.strip() if r.returncode == 0 else "?"
+
+
+def lcb_version(package_dir):
+    """The libcouchbase version the binding in package_dir (a snapshot_package) loads, or "?"."""
+    r = subprocess.run(
+        [client_python(), "-c", "from couchbase._lcb import libcouchbase_version as v; print(v()[0])"],
+        cwd=str(package_dir),
+        env=dict(os.environ, PYTHONPATH=str(package_dir)),
+        capture_output=True,
+        text=True,
+    )
+    return r.stdout.strip() or "?"
+
+
+class Worker:
+    """One long-lived client process (bench/_worker.py, or `script`) answering JSON commands."""
+
+    def __init__(self, name, python, conn, cpus, cwd, env, kind=None, script="_worker.py"):
+        cmd = pinned([python, str(BENCH / script), kind or name, json.dumps(conn)], cpus)
+        self.name = name
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        first = self.proc.stdout.readline()
+        if not first:
+            err = self.proc.stderr.read()
+            raise RuntimeError("%s worker did not start: %s" % (name, err.strip()[-1500:]))
+        self.module = json.loads(first).get("module")
+        log("%s worker: %s" % (name, self.module))
+
+    def call(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("%s worker died: %s" % (self.name, self.proc.stderr.read().strip()[-1500:]))
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError("%s: %s" % (self.name, reply["error"]))
+        return reply
+
+    def stop(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(10)
+        except Exception:
+            pass
+        stop_process(self.proc)
+
+
+def cpu_us(r):
+    """Client CPU microseconds per operation of one measurement."""
+    return (r["utime"] + r["stime"]) / r["ops"] * 1e6
+
+
+def summarize(reps):
+    """The medians (and the CPU spread) of one workload's repeats for one client."""
+    ops_s = [r["ops"] / r["elapsed"] for r in reps]
+    cpu = [cpu_us(r) for r in reps]
+    usr = [r["utime"] / r["ops"] * 1e6 for r in reps]
+    sys_ = [r["stime"] / r["ops"] * 1e6 for r in reps]
+    flt = [r.get("minflt", 0) / r["ops"] for r in reps]
+    med = statistics.median(cpu)
+    spread = (max(cpu) - min(cpu)) / med * 100 if med else 0.0
+    return {
+        "ops_s": statistics.median(ops_s),
+        "cpu_us": med,
+        "user_us": statistics.median(usr),
+        "sys_us": statistics.median(sys_),
+        "faults_per_op": statistics.median(flt),
+        "spread_pct": spread,
+        "n": len(reps),
+        "seconds": statistics.median(r["elapsed"] for r in reps),
+    }
+
+
+def round_robin(rows, clients, repeats, measure, label, errors):
+    """Measure every row `repeats` times, the clients taking turns within each repeat, so
+    that a slow spell of the machine falls on all of them. measure(row, client, rep) is one
+    measurement (a worker's "run" reply), or None where the client has no such workload; a
+    client that fails a row is listed in `errors` and not asked for that row again.
+    Returns (results: summarize() per (row, client), reps: the measurements)."""
+    reps, results = {}, {}
+    for row in rows:
+        for rep in range(repeats):
+            for c in clients:
+                if reps.get((row, c), []) is None:
+                    continue  # failed before
+                try:
+                    r = measure(row, c, rep)
+                    if r is None:
+                        continue
+                    reps.setdefault((row, c), []).append(r)
+                    log("%-18s %-12s rep %d: %9.0f ops/s %7.2f us/op"
+                        % (label(row), c, rep + 1, r["ops"] / r["elapsed"], cpu_us(r)))
+                except Exception as exc:
+                    errors.append("%s, %s: %s" % (c, label(row), exc))
+                    log("!! %s" % errors[-1])
+                    reps[(row, c)] = None
+        for c in clients:
+            if reps.get((row, c)):
+                results[(row, c)] = summarize(reps[(row, c)])
+    return results, reps
+
+
+def fmt_ops(v):
+    if v >= 100000:
+        return "%.0fk" % (v / 1000)
+    if v >= 10000:
+        return "%.1fk" % (v / 1000)
+    return "%.0f" % v
+
+
+def fmt_cpu(v):
+    return "%.1f" % v if v >= 10 else "%.2f" % v
+
+
+def fmt_flt(v):
+    return "%.0f" % v if v >= 10 else "%.2f" % v
+
+
+def md_row(cells):
+    return "| " + " | ".join(cells) + " |"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def run_meta(script, argv, **fields):
+    """What a results table says about its run: the command (`script` and its arguments),
+    the date, the CPU, Python; then `fields` (client_cpu, server_cpu, lcb, duration, warmup,
+    repeats, versions, and whatever else the script reports)."""
+    return {
+        "command": "python bench/%s " % script
+        + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": "%s, %d CPUs" % (cpu_model(), os.cpu_count() or 0),
+        "python": platform.python_version(),
+        **fields,
+    }
+
+
+def render_header(meta, servers, keys):
+    """A results table's first lines, from run_meta(): the command; the date, machine,
+    versions and CPU pinning (`servers`: what runs on the server CPU), the timing, and
+    `keys` (the key space measured); the versions of everything measured."""
+    return [
+        "Command: `%s`" % meta["command"],
+        "",
+        "%s; %s; Python %s; libcouchbase %s; clients pinned to CPU %s, %s to CPU %s; "
+        "%s s per measurement after %.1f s warm-up, median of %d; %s."
+        % (meta["date"], meta["cpu"], meta["python"], meta["lcb"], meta["client_cpu"], servers,
+           meta["server_cpu"], meta["duration"], meta["warmup"], meta["repeats"], keys),
+        "Versions: %s." % ", ".join("%s %s" % kv for kv in meta["versions"].items()),
+    ]

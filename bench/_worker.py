@@ -15,8 +15,11 @@ this whole process (every thread: the official SDK does its I/O on its own threa
 
 This file must import nothing from the repository: for the official SDK it runs with
 cwd outside the checkout and PYTHONPATH cleared (both packages are named couchbase).
+bench/_aio_worker.py serves bench/aio_bench.py with this file's protocol (serve, timed)
+and its sync client (Ours).
 """
 
+import functools
 import json
 import resource
 import sys
@@ -264,13 +267,35 @@ def value_of(size):
     return (b"0123456789abcdef" * (size // 16 + 1))[:size]
 
 
-def main():
-    client_name, conn = sys.argv[1], json.loads(sys.argv[2])
-    client = CLIENTS[client_name](conn)
-    populated = {}
+def timed(loop, batch, warmup, duration):
+    """loop(deadline) -> calls: run it for `warmup` seconds, then timed for `duration`;
+    the reply to a "run" command. CPU from getrusage(RUSAGE_SELF): every thread."""
+    if warmup > 0:
+        loop(time.perf_counter() + warmup)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    calls = loop(t0 + duration)
+    t1 = time.perf_counter()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "ops": calls * batch,
+        "calls": calls,
+        "elapsed": t1 - t0,
+        "utime": r1.ru_utime - r0.ru_utime,
+        "stime": r1.ru_stime - r0.ru_stime,
+        "minflt": r1.ru_minflt - r0.ru_minflt,
+        "maxrss_kb": r1.ru_maxrss,
+    }
+
+
+def serve(name, client, workload):
+    """Announce the client, then answer the driver's commands, one JSON line each, until
+    stdin closes. A key set is populated (and checked) on "populate" or on its first
+    "run"; workload(cmd) -> (loop(keys, value, deadline) -> calls, keys per call)."""
+    populated = set()
     out = sys.stdout
     mod = sys.modules.get("couchbase") or sys.modules.get("pylibmc")
-    out.write(json.dumps({"ready": client_name, "module": getattr(mod, "__file__", None)}) + "\n")
+    out.write(json.dumps({"ready": name, "module": getattr(mod, "__file__", None)}) + "\n")
     out.flush()
     for line in sys.stdin:
         if not line.strip():
@@ -283,31 +308,27 @@ def main():
             if cmd["cmd"] == "populate" or (size, items) not in populated:
                 client.populate(keys, value)
                 client.check(keys, value)
-                populated[(size, items)] = True
-                if cmd["cmd"] == "populate":
-                    reply = {"ok": True}
+                populated.add((size, items))
+            reply = {"ok": True}
             if cmd["cmd"] == "run":
-                op, batch = cmd["op"], cmd["batch"]
-                if cmd.get("warmup", 0) > 0:
-                    client.loop(op, batch, keys, value, time.perf_counter() + cmd["warmup"])
-                r0 = resource.getrusage(resource.RUSAGE_SELF)
-                t0 = time.perf_counter()
-                calls = client.loop(op, batch, keys, value, t0 + cmd["duration"])
-                t1 = time.perf_counter()
-                r1 = resource.getrusage(resource.RUSAGE_SELF)
-                reply = {
-                    "ops": calls * batch,
-                    "calls": calls,
-                    "elapsed": t1 - t0,
-                    "utime": r1.ru_utime - r0.ru_utime,
-                    "stime": r1.ru_stime - r0.ru_stime,
-                    "minflt": r1.ru_minflt - r0.ru_minflt,
-                    "maxrss_kb": r1.ru_maxrss,
-                }
-        except Exception as exc:  # reported to run.py, which prints it in the results
+                loop, batch = workload(cmd)
+                reply = timed(functools.partial(loop, keys, value), batch, cmd.get("warmup", 0),
+                              cmd["duration"])
+        except Exception as exc:  # reported to the driver, which prints it in the results
             reply = {"error": "%s: %s" % (type(exc).__name__, exc)}
         out.write(json.dumps(reply) + "\n")
         out.flush()
+
+
+def main():
+    client_name, conn = sys.argv[1], json.loads(sys.argv[2])
+    client = CLIENTS[client_name](conn)
+
+    def workload(cmd):
+        op, batch = cmd["op"], cmd["batch"]
+        return (lambda keys, value, deadline: client.loop(op, batch, keys, value, deadline)), batch
+
+    serve(client_name, client, workload)
 
 
 if __name__ == "__main__":

@@ -18,20 +18,32 @@ if missing unless --no-install); a client that cannot run is listed under
 """
 
 import argparse
-import datetime
 import os
-import platform
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import MockProcess, binding_identity, client_python, cpu_sets, peers, snapshot_package  # noqa: E402
-from run import Worker, cpu_model, fmt_cpu, fmt_ops, log, summarize, version_of  # noqa: E402
+from _common import (  # noqa: E402
+    MockProcess,
+    Worker,
+    binding_identity,
+    client_python,
+    cpu_sets,
+    fmt_cpu,
+    fmt_ops,
+    lcb_version,
+    log,
+    md_row,
+    peers,
+    render_header,
+    round_robin,
+    run_meta,
+    snapshot_package,
+    version_of,
+)
 
 CLIENTS = ["asyncio", "uvloop", "sync", "acouchbase"]
 LABELS = {"asyncio": "aio asyncio", "uvloop": "aio uvloop", "sync": "sync",
@@ -63,23 +75,18 @@ TARGETS = [
 
 
 def render(results, clients, workloads, errors, meta):
-    out = ["Command: `%s`" % meta["command"], ""]
-    out.append("%s; %s; Python %s; libcouchbase %s; clients pinned to CPU %s, the mock to CPU %s; "
-               "%s s per measurement after %.1f s warm-up, median of %d; %d keys of %d B."
-               % (meta["date"], meta["cpu"], meta["python"], meta["lcb"], meta["client_cpu"],
-                  meta["server_cpu"], meta["duration"], meta["warmup"], meta["repeats"], ITEMS, SIZE))
-    out.append("Versions: %s." % ", ".join("%s %s" % kv for kv in meta["versions"].items()))
+    out = render_header(meta, "the mock", "%d keys of %d B" % (ITEMS, SIZE))
     out += ["", "Client CPU µs per operation (user + system of the client process, all its threads; "
             "one key = one operation) and operations per second:", ""]
     head = ["workload"] + ["%s %s" % (LABELS[c], h) for c in clients for h in ("µs/op", "ops/s")]
-    out.append("| " + " | ".join(head) + " |")
+    out.append(md_row(head))
     out.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
     for w in workloads:
         cells = [WORKLOADS[w]]
         for c in clients:
             r = results.get((w, c))
             cells += ["—", "—"] if r is None else [fmt_cpu(r["cpu_us"]), fmt_ops(r["ops_s"])]
-        out.append("| " + " | ".join(cells) + " |")
+        out.append(md_row(cells))
     out += ["", "Targets (client CPU per operation):", "", "| target | measured | limit | met |",
             "|---|---:|---:|---|"]
     for label, client, workload, limit in TARGETS:
@@ -128,10 +135,8 @@ def main(argv=None):
         log("measuring %s (a copy in %s); starting the mock cluster ..." % (identity, snapshot))
         mock = MockProcess(server_cpu, pythonpath=snapshot)
         ours_env = dict(os.environ, PYTHONPATH=str(snapshot))
-        lcb = subprocess.run([client_python(), "-c", "from couchbase._lcb import libcouchbase_version as v; "
-                              "import uvloop; print(v()[0], uvloop.__version__)"],
-                             cwd=str(snapshot), env=ours_env, capture_output=True, text=True).stdout.split()
-        lcb, versions["uvloop"] = (lcb + ["?", "?"])[:2]
+        lcb = lcb_version(snapshot)
+        versions["uvloop"] = version_of(client_python(), "import uvloop; print(uvloop.__version__)")
         for c in clients:
             try:
                 if c == "acouchbase":
@@ -151,43 +156,23 @@ def main(argv=None):
             except Exception as exc:
                 errors.append("%s: cannot run: %s" % (c, exc))
                 log("!! %s" % errors[-1])
-        reps = {}
-        for w in workloads:
-            for rep in range(repeats):
-                for c in active:
-                    if c == "sync" and w == "gather1000":
-                        continue  # no sync form
-                    if reps.get((w, c), []) is None:
-                        continue  # failed before
-                    try:
-                        r = workers[c].call(cmd="run", workload=w, size=SIZE, items=ITEMS, duration=duration,
-                                            warmup=warmup if rep == 0 else 0.05)
-                        reps.setdefault((w, c), []).append(r)
-                        cpu_us = (r["utime"] + r["stime"]) / r["ops"] * 1e6
-                        log("%-10s %-10s rep %d: %9.0f ops/s %7.2f us/op"
-                            % (w, c, rep + 1, r["ops"] / r["elapsed"], cpu_us))
-                    except Exception as exc:
-                        errors.append("%s, %s: %s" % (c, WORKLOADS[w], exc))
-                        log("!! %s" % errors[-1])
-                        reps[(w, c)] = None
-            for c in active:
-                if reps.get((w, c)):
-                    results[(w, c)] = summarize(reps[(w, c)])
+
+        def measure(w, c, rep):
+            if c == "sync" and w == "gather1000":
+                return None  # no sync form
+            return workers[c].call(cmd="run", workload=w, size=SIZE, items=ITEMS, duration=duration,
+                                   warmup=warmup if rep == 0 else 0.05)
+
+        results, _ = round_robin(workloads, active, repeats, measure, WORKLOADS.get, errors)
     finally:
         for wk in workers.values():
             wk.stop()
         if mock is not None:
             mock.stop()
         shutil.rmtree(snapshot, ignore_errors=True)
-    meta = {
-        "command": "python bench/aio_bench.py " + " ".join(
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": "%s, %d CPUs" % (cpu_model(), os.cpu_count() or 0),
-        "python": platform.python_version(), "lcb": lcb,
-        "client_cpu": client_cpu or "any", "server_cpu": server_cpu or "any",
-        "duration": duration, "warmup": warmup, "repeats": repeats, "versions": versions,
-    }
+    meta = run_meta("aio_bench.py", argv, lcb=lcb, client_cpu=client_cpu or "any",
+                    server_cpu=server_cpu or "any", duration=duration, warmup=warmup, repeats=repeats,
+                    versions=versions)
     md = render(results, active, workloads, errors, meta)
     print(md)
     if args.out:

@@ -59,7 +59,8 @@ print(json.dumps({"ops": calls * batch, "elapsed": el}), flush=True)
 AIO_CHILD = r"""
 import sys, time, json
 sys.path.insert(0, %(bench)r)
-from _aio_worker import CLIENTS, WORKLOADS, keys_for, value_of
+from _aio_worker import CLIENTS, WORKLOADS
+from _worker import keys_for, value_of
 conn, client, workload, size, duration = json.loads(sys.argv[1])
 c = CLIENTS[client](conn)
 keys = keys_for("prof:%%d:" %% size, 1000)

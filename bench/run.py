@@ -15,12 +15,9 @@ pip if they are missing (say so first); it installs no system packages: bench/se
 """
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -32,16 +29,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    BENCH,
     MemcachedProcess,
     MockProcess,
+    Worker,
     binding_identity,
     client_python,
     cpu_sets,
+    fmt_cpu,
+    fmt_flt,
+    fmt_ops,
+    lcb_version,
+    log,
+    md_row,
     peers,
     pinned,
+    render_header,
+    round_robin,
+    run_meta,
     snapshot_package,
-    stop_process,
+    version_of,
 )
 
 SIZES = (16, 1024, 102400)
@@ -55,69 +61,10 @@ CLIENT_LABELS = {
 }
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
 def size_label(size):
     if size >= 1024 and size % 1024 == 0:
         return "%d KiB" % (size // 1024)
     return "%d B" % size
-
-
-# ---------------------------------------------------------------------------
-# Environments of the other clients
-
-
-def version_of(py, code):
-    r = subprocess.run(
-        [py, "-c", code], cwd=tempfile.gettempdir(), env=peers.clean_env(), capture_output=True, text=True
-    )
-    return r.stdout.strip() if r.returncode == 0 else "?"
-
-
-# ---------------------------------------------------------------------------
-# Python clients: one long-lived worker process each (bench/_worker.py)
-
-
-class Worker:
-    def __init__(self, name, python, conn, cpus, cwd, env, kind=None, script="_worker.py"):
-        cmd = pinned([python, str(BENCH / script), kind or name, json.dumps(conn)], cpus)
-        self.name = name
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        first = self.proc.stdout.readline()
-        if not first:
-            err = self.proc.stderr.read()
-            raise RuntimeError("%s worker did not start: %s" % (name, err.strip()[-1500:]))
-        self.module = json.loads(first).get("module")
-        log("%s worker: %s" % (name, self.module))
-
-    def call(self, **cmd):
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("%s worker died: %s" % (self.name, self.proc.stderr.read().strip()[-1500:]))
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError("%s: %s" % (self.name, reply["error"]))
-        return reply
-
-    def stop(self):
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(10)
-        except Exception:
-            pass
-        stop_process(self.proc)
 
 
 # ---------------------------------------------------------------------------
@@ -229,42 +176,6 @@ class Pillowfight:
 # ---------------------------------------------------------------------------
 
 
-def summarize(reps):
-    ops_s = [r["ops"] / r["elapsed"] for r in reps]
-    cpu = [(r["utime"] + r["stime"]) / r["ops"] * 1e6 for r in reps]
-    usr = [r["utime"] / r["ops"] * 1e6 for r in reps]
-    sys_ = [r["stime"] / r["ops"] * 1e6 for r in reps]
-    flt = [r.get("minflt", 0) / r["ops"] for r in reps]
-    med = statistics.median(cpu)
-    spread = (max(cpu) - min(cpu)) / med * 100 if med else 0.0
-    return {
-        "ops_s": statistics.median(ops_s),
-        "cpu_us": med,
-        "user_us": statistics.median(usr),
-        "sys_us": statistics.median(sys_),
-        "faults_per_op": statistics.median(flt),
-        "spread_pct": spread,
-        "n": len(reps),
-        "seconds": statistics.median(r["elapsed"] for r in reps),
-    }
-
-
-def fmt_ops(v):
-    if v >= 100000:
-        return "%.0fk" % (v / 1000)
-    if v >= 10000:
-        return "%.1fk" % (v / 1000)
-    return "%.0f" % v
-
-
-def fmt_cpu(v):
-    return "%.1f" % v if v >= 10 else "%.2f" % v
-
-
-def fmt_flt(v):
-    return "%.0f" % v if v >= 10 else "%.2f" % v
-
-
 def ratio(results, row, a, b):
     ra, rb = results.get((row, a)), results.get((row, b))
     if not ra or not rb or "cpu_us" not in ra or "cpu_us" not in rb:
@@ -272,27 +183,13 @@ def ratio(results, row, a, b):
     return ra["cpu_us"] / rb["cpu_us"]
 
 
+def row_label(row):
+    op, batch, size = row
+    return "%s %d × %s" % (op, batch, size_label(size))
+
+
 def render(results, clients, errors, meta):
-    lines = []
-    lines.append("Command: `%s`" % meta["command"])
-    lines.append("")
-    lines.append(
-        "%s; %s; Python %s; libcouchbase %s; clients pinned to CPU %s, servers to CPU %s; "
-        "%s s per measurement after %.1f s warm-up, median of %d; %d keys per size."
-        % (
-            meta["date"],
-            meta["cpu"],
-            meta["python"],
-            meta["lcb"],
-            meta["client_cpu"],
-            meta["server_cpu"],
-            meta["duration"],
-            meta["warmup"],
-            meta["repeats"],
-            meta["items"],
-        )
-    )
-    lines.append("Versions: %s." % ", ".join("%s %s" % kv for kv in meta["versions"].items()))
+    lines = render_header(meta, "servers", "%d keys per size" % meta["items"])
     lines.append("")
     lines.append(
         "Client CPU µs per operation (user+sys of the client process, one key = one "
@@ -309,7 +206,7 @@ def render(results, clients, errors, meta):
         for c in others
         if "ours" in clients
     ]
-    lines.append("| " + " | ".join(head) + " |")
+    lines.append(md_row(head))
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
     for row in meta["rows"]:
         op, batch, size = row
@@ -324,7 +221,7 @@ def render(results, clients, errors, meta):
             for c in others:
                 v = ratio(results, row, "ours", c)
                 cells.append("—" if v is None else "%.2f" % v)
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(md_row(cells))
     lines.append("")
     lines.append(
         "User + system µs per op (Linux splits the exact total by tick sampling, so only the sum is "
@@ -335,7 +232,7 @@ def render(results, clients, errors, meta):
     lines.append("|---|" + "|".join(["---:"] * len(clients)) + "|")
     for row in meta["rows"]:
         op, batch, size = row
-        cells = ["%s %s × %s" % (op, batch, size_label(size))]
+        cells = [row_label(row)]
         for c in clients:
             r = results.get((row, c))
             cells.append(
@@ -349,7 +246,7 @@ def render(results, clients, errors, meta):
                     fmt_flt(r.get("faults_per_op", 0)),
                 )
             )
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(md_row(cells))
     lines.append("")
     lines.extend(render_targets(results, meta["rows"]))
     if errors:
@@ -463,7 +360,8 @@ def main(argv=None):
     workers = {}
     pillowfight = None
     mock = memcached = None
-    results = {}
+    results, reps = {}, {}
+    lcb = "?"
     versions = {}
     snapshot = snapshot_package()
     identity = binding_identity(snapshot)
@@ -473,16 +371,7 @@ def main(argv=None):
         started.append(mock)
         ours_py = client_python()
         versions["this binding"] = identity
-        lcb = (
-            subprocess.run(
-                [ours_py, "-c", "from couchbase._lcb import libcouchbase_version as v; print(v()[0])"],
-                cwd=str(snapshot),
-                env=dict(os.environ, PYTHONPATH=str(snapshot)),
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-            or "?"
-        )
+        lcb = lcb_version(snapshot)
         for c in clients:
             try:
                 if c in ("ours", "baseline"):
@@ -549,46 +438,14 @@ def main(argv=None):
                     log("!! %s" % errors[-1])
                     results_c += 1
 
-        reps = {}
-        for row in rows:
+        def measure(row, c, rep):
             op, batch, size = row
-            for rep in range(repeats):
-                for c in active:
-                    if (row, c) in reps and reps[(row, c)] is None:
-                        continue  # failed before
-                    try:
-                        if c == "pillowfight":
-                            r = pillowfight.measure(op, batch, size, args.items, duration)
-                        else:
-                            r = workers[c].call(
-                                cmd="run",
-                                op=op,
-                                batch=batch,
-                                size=size,
-                                items=args.items,
-                                duration=duration,
-                                warmup=warmup if rep == 0 else 0.05,
-                            )
-                        reps.setdefault((row, c), []).append(r)
-                        log(
-                            "%-4s %3d x %-7s %-12s rep %d: %9.0f ops/s %7.2f us/op"
-                            % (
-                                op,
-                                batch,
-                                size_label(size),
-                                c,
-                                rep + 1,
-                                r["ops"] / r["elapsed"],
-                                (r["utime"] + r["stime"]) / r["ops"] * 1e6,
-                            )
-                        )
-                    except Exception as exc:
-                        errors.append("%s, %s %d × %s: %s" % (c, op, batch, size_label(size), exc))
-                        log("!! %s" % errors[-1])
-                        reps[(row, c)] = None
-            for c in active:
-                if reps.get((row, c)):
-                    results[(row, c)] = summarize(reps[(row, c)])
+            if c == "pillowfight":
+                return pillowfight.measure(op, batch, size, args.items, duration)
+            return workers[c].call(cmd="run", op=op, batch=batch, size=size, items=args.items,
+                                   duration=duration, warmup=warmup if rep == 0 else 0.05)
+
+        results, reps = round_robin(rows, active, repeats, measure, row_label, errors)
     finally:
         for w in workers.values():
             w.stop()
@@ -596,57 +453,38 @@ def main(argv=None):
             p.stop()
         shutil.rmtree(snapshot, ignore_errors=True)
 
-    meta = {
-        "command": "python bench/run.py "
-        + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": "%s, %d CPUs" % (cpu_model(), os.cpu_count() or 0),
-        "python": platform.python_version(),
-        "lcb": lcb if mock else "?",
-        "client_cpu": client_cpu or "any",
-        "server_cpu": server_cpu or "any",
-        "duration": duration,
-        "warmup": warmup,
-        "repeats": repeats,
-        "items": args.items,
-        "tls": args.tls,
-        "versions": versions,
-        "rows": rows,
-    }
+    meta = run_meta(
+        "run.py",
+        argv,
+        lcb=lcb,
+        client_cpu=client_cpu or "any",
+        server_cpu=server_cpu or "any",
+        duration=duration,
+        warmup=warmup,
+        repeats=repeats,
+        items=args.items,
+        tls=args.tls,
+        versions=versions,
+        rows=rows,
+    )
     md = render(results, active, errors, meta)
     print(md)
     if args.out:
         args.out.write_text(md)
-        raw = (
-            {
-                "meta": meta,
-                "results": [
-                    {"op": r[0], "batch": r[1], "size": r[2], "client": c, **v}
-                    for (r, c), v in results.items()
-                ],
-                "repeats": [
-                    {"op": k[0][0], "batch": k[0][1], "size": k[0][2], "client": k[1], "runs": v}
-                    for k, v in reps.items()
-                    if v
-                ],
-            }
-            if "reps" in dir()
-            else {}
-        )
+        raw = {
+            "meta": meta,
+            "results": [
+                {"op": r[0], "batch": r[1], "size": r[2], "client": c, **v} for (r, c), v in results.items()
+            ],
+            "repeats": [
+                {"op": k[0][0], "batch": k[0][1], "size": k[0][2], "client": k[1], "runs": v}
+                for k, v in reps.items()
+                if v
+            ],
+        }
         args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
         log("wrote %s and %s" % (args.out, args.out.with_suffix(".json")))
     return 0 if not errors else 1
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 if __name__ == "__main__":

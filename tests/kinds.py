@@ -39,6 +39,11 @@ LOOP_KINDS = [k for k in KINDS if k != "sync"]
 # test (the operation timeouts the suite uses are all far shorter)
 CALL_DEADLINE = 120.0
 
+# the operation timeout of a call a test expects to find its key locked:
+# libcouchbase retries a locked key until the call's deadline and then raises
+# KeyLockedError, so the connection's default (2.5 s) would be waited in full
+LOCKED_KEY_TIMEOUT = 0.5
+
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:
     """A fresh event loop of the kind named (``asyncio`` or ``uvloop``)."""

@@ -14,14 +14,20 @@ import peers  # noqa: E402
 SDK_VERSION = peers.version("couchbase")
 
 
+_checked = []  # the interpreter, once peers.ensure has checked it in this session
+
+
 def sdk_python():
-    """The venv's interpreter with the pinned SDK (made once, then cached).
+    """The venv's interpreter with the pinned SDK (made once, then cached;
+    its version checked once per test session: each check imports the SDK).
     Skips the test, saying why, only when the venv cannot be made (no
     package index)."""
-    try:
-        return peers.ensure("couchbase")
-    except peers.PeerUnavailable as e:
-        pytest.skip(str(e))
+    if not _checked:
+        try:
+            _checked.append(peers.ensure("couchbase"))
+        except peers.PeerUnavailable as e:
+            pytest.skip(str(e))
+    return _checked[0]
 
 
 def run_sdk(script, *args, timeout=120):

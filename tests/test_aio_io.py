@@ -12,6 +12,7 @@ import time
 import warnings
 import weakref
 
+import kinds
 import pytest
 
 from couchbase import FMT_PICKLE, FMT_PLAIN
@@ -466,8 +467,8 @@ def test_every_operation_matches_the_sync_connection(run, cluster, cb, key):
         (lambda c, k: c.decr(k + ":n", extended=True), _value),
         (lambda c, k: c.incr(k), None),
         (lambda c, k: c.lock(k, ttl=5), _value),
-        (lambda c, k: c.set(k, 1), None),
-        (lambda c, k: c.unlock(k, 1), None),
+        (lambda c, k: c.set(k, 1, timeout=kinds.LOCKED_KEY_TIMEOUT), None),  # locked
+        (lambda c, k: c.unlock(k, 1, timeout=kinds.LOCKED_KEY_TIMEOUT), None),  # locked, a wrong CAS
         (lambda c, k: c.touch([k + ":1", k + ":2"], ttl=100), None),
         (lambda c, k: c.get(k + ":1", ttl=50), None),
         (lambda c, k: c.delete(k + ":1"), None),

@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 
+import kinds
 import pytest
 
 from couchbase import FMT_JSON, FMT_PICKLE, FMT_PLAIN
@@ -81,7 +82,7 @@ def _store_failure(cb, key, size, case):
         "append missing": lambda: cb.append(key + ":missing", value),
         "prepend missing": lambda: cb.prepend(key + ":missing", value),
         "set stale cas": lambda: cb.set(key, value, cas=1, format=FMT_PLAIN),
-        "set locked": lambda: cb.set(key, value, format=FMT_PLAIN),
+        "set locked": lambda: cb.set(key, value, format=FMT_PLAIN, timeout=kinds.LOCKED_KEY_TIMEOUT),
     }
     cb.set(key, b"old", format=FMT_PLAIN)
     if case == "set locked":

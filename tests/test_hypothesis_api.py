@@ -4,8 +4,9 @@ NaN/Infinity, objects whose dunder methods raise), a call returns or raises a
 documented exception (a CouchbaseError, whose str and repr work), and a store
 that is refused stores nothing (checked on the mock's side).
 
-Bounded for the suite (about 30 s here); COUCHBASE_FUZZ_EXAMPLES=N runs N
-examples per test instead, for a longer hunt.
+Bounded for the suite (about 10 s here: 40 examples a test on the sync
+Connection, 10 on each async kind, see _fuzz); COUCHBASE_FUZZ_EXAMPLES=N runs N
+examples per test instead (N/4 on the async kinds), for a longer hunt.
 """
 
 import itertools
@@ -26,6 +27,16 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize
                                                         HealthCheck.too_slow, HealthCheck.data_too_large])
 
 _example = itertools.count()
+
+
+def _fuzz(kind, examples=EXAMPLES):
+    """FUZZ with `examples` examples for the sync Connection, a quarter of them (10 at
+    least) for the async kinds. An AsyncConnection runs the sync Connection's operation
+    core, argument checks included (couchbase/aio.py: bad arguments raise at the call,
+    before anything is queued); what it adds is the Future that carries the result or
+    the exception, whatever the arguments were, so it repeats the sync property on
+    fewer of them."""
+    return settings(FUZZ, max_examples=examples if kind == "sync" else max(10, examples // 4))
 
 
 # -- objects a caller might pass ---------------------------------------------------
@@ -176,22 +187,26 @@ def fuzz_cb(cluster, connect):
 
 
 @pytest.mark.parametrize("op", STORES)
-@FUZZ
-@given(data=st.data())
-def test_stores(fuzz_cb, cluster, op, data):
-    multi, recipes, vals, kwargs = data.draw(store_call(op))
-    prefix = f"hyp:{op}:{next(_example)}:"
-    if op in ("replace", "append", "prepend") and data.draw(st.booleans()):
-        fuzz_cb.set(f"{prefix}0:exists", b"v", format=FMT_PLAIN)  # some targets exist
-    keys, args = _store_args(multi, recipes, vals, prefix)
-    try:
-        getattr(fuzz_cb, op)(*args, **kwargs)
-    except CouchbaseError as e:
-        _assert_documented(e)
-        if isinstance(e, (ArgumentError, ValueFormatError)):
-            assert not _stored_keys(cluster, _fresh(recipes, keys)), f"{op} refused ({e}) but stored"
-    except Exception as e:  # noqa: BLE001 (what this test looks for)
-        pytest.fail(f"{op}{safe_repr(args)} {safe_repr(kwargs)} raised undocumented {type(e).__name__}: {e}")
+def test_stores(fuzz_cb, cluster, kind, op):
+    @_fuzz(kind)
+    @given(data=st.data())
+    def check(data):
+        multi, recipes, vals, kwargs = data.draw(store_call(op))
+        prefix = f"hyp:{op}:{next(_example)}:"
+        if op in ("replace", "append", "prepend") and data.draw(st.booleans()):
+            fuzz_cb.set(f"{prefix}0:exists", b"v", format=FMT_PLAIN)  # some targets exist
+        keys, args = _store_args(multi, recipes, vals, prefix)
+        try:
+            getattr(fuzz_cb, op)(*args, **kwargs)
+        except CouchbaseError as e:
+            _assert_documented(e)
+            if isinstance(e, (ArgumentError, ValueFormatError)):
+                assert not _stored_keys(cluster, _fresh(recipes, keys)), f"{op} refused ({e}) but stored"
+        except Exception as e:  # noqa: BLE001 (what this test looks for)
+            pytest.fail(f"{op}{safe_repr(args)} {safe_repr(kwargs)} raised undocumented "
+                        f"{type(e).__name__}: {e}")
+
+    check()
 
 
 @st.composite
@@ -232,39 +247,45 @@ def _keys_argument(multi, keys, values):
 
 
 @pytest.mark.parametrize("op", ["get", "delete", "touch", "lock", "unlock", "incr", "decr"])
-@FUZZ
-@given(data=st.data())
-def test_reads_and_other_operations(fuzz_cb, cluster, op, data):
-    multi, recipes, kwargs, cas_values = data.draw(read_call(op))
-    prefix = f"hyp:{op}:{next(_example)}:"
-    keys = [_key(r, f"{prefix}{i}:") for i, r in enumerate(recipes)]
-    if data.draw(st.booleans()) and _checkable(keys[0]) is not None and type(keys[0]) in (str, bytes):
-        fuzz_cb.set(keys[0], 1)  # some keys exist
-    existing = set(_stored_keys(cluster, _fresh(recipes, keys)))
-    argument = _keys_argument(multi, keys, cas_values + [0] * len(keys))
-    try:
-        getattr(fuzz_cb, op)(argument, **kwargs)  # (a key locked here is not used again)
-    except CouchbaseError as e:
-        _assert_documented(e)
-        if op in ("incr", "decr") and isinstance(e, ArgumentError):
-            assert set(_stored_keys(cluster, _fresh(recipes, keys))) == existing, \
-                "a refused counter call created a key"
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"{op}({safe_repr(argument)}, {safe_repr(kwargs)}) raised undocumented "
-                    f"{type(e).__name__}: {e}")
+def test_reads_and_other_operations(fuzz_cb, cluster, kind, op):
+    @_fuzz(kind)
+    @given(data=st.data())
+    def check(data):
+        multi, recipes, kwargs, cas_values = data.draw(read_call(op))
+        prefix = f"hyp:{op}:{next(_example)}:"
+        keys = [_key(r, f"{prefix}{i}:") for i, r in enumerate(recipes)]
+        if data.draw(st.booleans()) and _checkable(keys[0]) is not None and type(keys[0]) in (str, bytes):
+            fuzz_cb.set(keys[0], 1)  # some keys exist
+        existing = set(_stored_keys(cluster, _fresh(recipes, keys)))
+        argument = _keys_argument(multi, keys, cas_values + [0] * len(keys))
+        try:
+            getattr(fuzz_cb, op)(argument, **kwargs)  # (a key locked here is not used again)
+        except CouchbaseError as e:
+            _assert_documented(e)
+            if op in ("incr", "decr") and isinstance(e, ArgumentError):
+                assert set(_stored_keys(cluster, _fresh(recipes, keys))) == existing, \
+                    "a refused counter call created a key"
+        except Exception as e:  # noqa: BLE001
+            pytest.fail(f"{op}({safe_repr(argument)}, {safe_repr(kwargs)}) raised undocumented "
+                        f"{type(e).__name__}: {e}")
+
+    check()
 
 
-@FUZZ
-@given(groups=st.one_of(st.none(), any_text, st.lists(st.one_of(any_text, junk), max_size=4),
-                        st.tuples(any_text), junk, hostile(list, ["x"])))
-def test_stats(fuzz_cb, groups):
-    try:
-        result = fuzz_cb.stats(groups)
-        assert isinstance(result, dict)
-    except CouchbaseError as e:
-        _assert_documented(e)
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"stats({safe_repr(groups)}) raised undocumented {type(e).__name__}: {e}")
+def test_stats(fuzz_cb, kind):
+    @_fuzz(kind)
+    @given(groups=st.one_of(st.none(), any_text, st.lists(st.one_of(any_text, junk), max_size=4),
+                            st.tuples(any_text), junk, hostile(list, ["x"])))
+    def check(groups):
+        try:
+            result = fuzz_cb.stats(groups)
+            assert isinstance(result, dict)
+        except CouchbaseError as e:
+            _assert_documented(e)
+        except Exception as e:  # noqa: BLE001
+            pytest.fail(f"stats({safe_repr(groups)}) raised undocumented {type(e).__name__}: {e}")
+
+    check()
 
 
 # -- the constructor ---------------------------------------------------------------------
@@ -313,16 +334,19 @@ def connect_kwargs(draw, cluster, closed_port):
     return kwargs
 
 
-@settings(FUZZ, max_examples=max(EXAMPLES, 60))
-@given(data=st.data())
-def test_constructor(cluster, closed_port, connect, data):
-    kwargs = data.draw(connect_kwargs(cluster, closed_port))
-    try:
-        conn = connect(**kwargs)
-    except CouchbaseError as e:
-        _assert_documented(e)
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"connect({safe_repr(kwargs)}) raised undocumented {type(e).__name__}: {e}")
-    else:
-        assert isinstance(repr(conn), str)
-        conn.close()
+def test_constructor(cluster, closed_port, connect, kind):
+    @_fuzz(kind, max(EXAMPLES, 60))
+    @given(data=st.data())
+    def check(data):
+        kwargs = data.draw(connect_kwargs(cluster, closed_port))
+        try:
+            conn = connect(**kwargs)
+        except CouchbaseError as e:
+            _assert_documented(e)
+        except Exception as e:  # noqa: BLE001
+            pytest.fail(f"connect({safe_repr(kwargs)}) raised undocumented {type(e).__name__}: {e}")
+        else:
+            assert isinstance(repr(conn), str)
+            conn.close()
+
+    check()

@@ -1,5 +1,6 @@
 """Every key-value method of Connection, single and multi-key, against the mock."""
 
+import kinds
 import pytest
 
 from couchbase import FMT_PLAIN, Result
@@ -305,7 +306,7 @@ def test_lock_and_unlock(cb, key):
     result = cb.lock(key, ttl=10)
     assert result.value == "v" and result.cas > 0
     with pytest.raises(TemporaryFailError) as info:  # KeyLockedError is one
-        cb.set(key, "other")
+        cb.set(key, "other", timeout=kinds.LOCKED_KEY_TIMEOUT)
     assert isinstance(info.value, (KeyLockedError, KeyExistsError, TemporaryFailError))
     assert cb.unlock(key, result.cas) is True
     cb.set(key, "after")

@@ -43,6 +43,9 @@ ABSENT = None
 COUNTERS = ["c0", "c1", "c2"]  # JSON integers: set, incr, decr, delete
 TEXTS = ["t0", "t1", "t2"]     # raw bytes: set, add, replace, append, prepend, delete
 EXAMPLES = int(os.environ.get("COUCHBASE_LCB_MODEL_EXAMPLES", "25"))
+# the operation timeout of the mutation made while replies are cut short
+# (truncate_next_replies); the other calls keep the connection's 5 s
+TRUNCATED_TIMEOUT = 0.3
 
 counter_keys = st.sampled_from(COUNTERS)
 text_keys = st.sampled_from(TEXTS)
@@ -114,11 +117,15 @@ class BucketModel(RuleBasedStateMachine):
 
     @rule(key=counter_keys, delta=st.integers(1, 5), initial=st.none() | st.integers(0, 9))
     def incr(self, key, delta, initial):
+        self._incr(key, delta, initial)
+
+    def _incr(self, key, delta, initial, **options):
         def apply(state):
             if state is ABSENT:
                 return NotFoundError if initial is None else initial
             return state + delta
-        result = self._mutate(key, lambda: self.cb.incr(key, delta, initial=initial), apply, (NotFoundError,))
+        result = self._mutate(key, lambda: self.cb.incr(key, delta, initial=initial, **options), apply,
+                              (NotFoundError,))
         if result is not None:
             self._observe(key, result)
 
@@ -208,10 +215,15 @@ class BucketModel(RuleBasedStateMachine):
 
     @rule(limit=st.integers(0, 64))
     def truncate_next_replies(self, limit):
-        """Cut replies short (and close) for one mutation, then stop cutting."""
+        """Cut replies short (and close) for one mutation, then stop cutting.
+
+        While every reply is cut, the mutation either fits in the cut (a
+        result), is written and its reply cut (OutcomeUnknownError), or, its
+        node's connection being down, every new connection's handshake is cut
+        and it waits, unwritten, to its deadline (TimeoutError): a short one."""
         self.mock.truncate(limit)
         try:
-            self.incr(COUNTERS[0], 1, 0)
+            self._incr(COUNTERS[0], 1, 0, timeout=TRUNCATED_TIMEOUT)
         finally:
             self.mock.truncate(None)
 

@@ -13,25 +13,26 @@ from couchbase.options import ClusterOptions, ClusterTimeoutOptions
 from couchbase.exceptions import CouchbaseException, DocumentNotFoundException
 
 connstr, user, password, ca_path, expect = sys.argv[1:6]
+REFUSED_AFTER = 5
 opts = ClusterOptions(PasswordAuthenticator(user, password, cert_path=ca_path))
 opts.apply_profile("wan_development")
 if expect == "refused":
     # the SDK (4.6) retries a bootstrap whose certificate does not verify without end, inside
-    # Cluster(): not ready after 10 s (an accepted certificate is ready in well under 1 s) is
+    # Cluster(): not ready after 5 s (an accepted certificate is ready in well under 1 s) is
     # a refusal
     opts["timeout_options"] = ClusterTimeoutOptions(connect_timeout=timedelta(seconds=3),
                                                     bootstrap_timeout=timedelta(seconds=3))
 
     def refused():
-        print("SDK REFUSED (not ready after 10 s)", flush=True)
+        print("SDK REFUSED (not ready after %d s)" % REFUSED_AFTER, flush=True)
         os._exit(0)
 
-    watchdog = threading.Timer(10, refused)
+    watchdog = threading.Timer(REFUSED_AFTER, refused)
     watchdog.daemon = True
     watchdog.start()
 try:
     cluster = Cluster(connstr, opts)
-    cluster.wait_until_ready(timedelta(seconds=5 if expect == "refused" else 15))
+    cluster.wait_until_ready(timedelta(seconds=3 if expect == "refused" else 15))
     coll = cluster.bucket("default").default_collection()
     coll.upsert("sdk:tls", {"over": "tls"})
 except CouchbaseException as e:

@@ -7,19 +7,17 @@ import os
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from mock_helpers import mock_process
 from mock_kvclient import KVClient
 
 from couchbase.mock import MockCluster
 from couchbase.mock.protocol import Op, Status
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ADMIN_AUTH = "Basic " + base64.b64encode(b"Administrator:password").decode()
 
 
@@ -177,14 +175,7 @@ def test_a_certificate_from_another_ca_authenticates_no_one():
 
 
 def test_cli_tls_ready_line_names_the_ca():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen([sys.executable, "-m", "couchbase.mock", "--tls-only", "--nodes", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("READY "), (line, proc.stderr.read() if proc.poll() is not None else "")
-        info = json.loads(line[6:])
+    with mock_process("--tls-only", "--nodes", "2") as (proc, info):
         assert info["tls_only"] is True and info["tls_client_auth"] is False
         assert os.path.isfile(info["ca_path"]) and len(info["kv_tls_ports"]) == 2
         ctx = ssl.create_default_context(cafile=info["ca_path"])
@@ -192,12 +183,6 @@ def test_cli_tls_ready_line_names_the_ca():
             c.bootstrap(info["username"], info["password"], "default")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def test_fixed_ports_put_tls_after_every_plain_port():
