@@ -221,19 +221,32 @@ def test_get_of_a_locked_key_on_both_paths(cb, lcb_path, key):
     assert _same_on_both_paths(cb, lcb_path, lambda c: c.get(key)) == ("result", "locked")
 
 
+# A failure status injected for one request, per operation: its opcode, the call, what the call
+# gives for the statuses it answers (0x86 temporary failure and 0x07 NOT_MY_VBUCKET are retried
+# by libcouchbase; so is 0x09 locked for exists, a replay-safe read; a missing key is False), and
+# whether every other status is an error of that operation. Both paths must agree.
+INJECTED = {
+    "get": ("GET", lambda c, key: c.get(key), {0x86: "v", 0x07: "v"}, False),
+    "exists": ("GET_META", lambda c, key: c.exists(key), {0x86: True, 0x07: True, 0x09: True, 0x01: False},
+               True),
+}
+
+
+@pytest.mark.parametrize("op", sorted(INJECTED))
 @pytest.mark.parametrize("status", [0x01, 0x04, 0x09, 0x86, 0x07])
-def test_injected_get_failures_on_both_paths(cb, lcb_path, cluster, key, status):
-    # 0x86 (temporary failure) and 0x07 (NOT_MY_VBUCKET) are retried by
-    # libcouchbase; the others become the same exception on both paths
+def test_injected_failures_on_both_paths(cb, lcb_path, cluster, key, status, op):
+    opcode, call, answers, error_otherwise = INJECTED[op]
     cb.set(key, "v")
     outcomes = []
     for c in (cb, lcb_path):
-        cluster.opfail(status, 1, opcode="GET")
-        outcomes.append(_outcome(lambda c=c: c.get(key)))
-    cluster.opfail(status, 0, opcode="GET")
+        cluster.opfail(status, 1, opcode=opcode)
+        outcomes.append(_outcome(lambda c=c: call(c, key)))
+    cluster.opfail(status, 0, opcode=opcode)
     assert outcomes[0] == outcomes[1]
-    if status in (0x86, 0x07):
-        assert outcomes[0] == ("result", "v")
+    if status in answers:
+        assert outcomes[0] == ("result", answers[status])
+    elif error_otherwise:
+        assert outcomes[0][0] is not None and outcomes[0][3] == op
 
 
 def test_exists_is_the_same_on_both_paths(cb, lcb_path, key):
@@ -248,26 +261,6 @@ def test_exists_is_the_same_on_both_paths(cb, lcb_path, key):
     assert _same_on_both_paths(cb, lcb_path, lambda c: tuple(c.exists(keys[5], extended=True))) == (
         "result", (False, 0, 0))
     assert _same_on_both_paths(cb, lcb_path, lambda c: c.exists(key + ":missing")) == ("result", False)
-
-
-@pytest.mark.parametrize("status", [0x01, 0x04, 0x09, 0x86, 0x07])
-def test_injected_exists_failures_on_both_paths(cb, lcb_path, cluster, key, status):
-    # a missing key is False; 0x86, 0x07 and 0x09 (locked) are retried by
-    # libcouchbase (exists is a read: replay-safe); 0x04 becomes the same
-    # exception on both paths
-    cb.set(key, "v")
-    outcomes = []
-    for c in (cb, lcb_path):
-        cluster.opfail(status, 1, opcode="GET_META")
-        outcomes.append(_outcome(lambda c=c: c.exists(key)))
-    cluster.opfail(status, 0, opcode="GET_META")
-    assert outcomes[0] == outcomes[1]
-    if status in (0x86, 0x07, 0x09):
-        assert outcomes[0] == ("result", True)
-    elif status == 0x01:
-        assert outcomes[0] == ("result", False)
-    else:
-        assert outcomes[0][0] is not None and outcomes[0][3] == "exists"
 
 
 def test_get_timeout_on_both_paths(cluster, lcb_path_connstr, key, connect):

@@ -103,37 +103,29 @@ def _bad_key_failed(outcome, seconds, good_results):
     return results[BAD]
 
 
-def _check_mangled(conn, cluster, **mangle):
-    """A get of BAD under ``mangle`` fails (CouchbaseError, within the
-    timeout), the good keys get their values, and the Connection works.
-    BAD comes last: if the node closes after its reply, the good keys were
-    answered before."""
+def _answer(call, key):
+    """What a ``call`` (get or exists) of ``key`` gives from intact replies."""
+    return True if call == "exists" else VALUE if key == BAD else GOOD[key]
+
+
+def _check_mangled(conn, cluster, call="get", **mangle):
+    """A ``call`` (get, or exists: GET_META) of BAD under ``mangle`` fails
+    (CouchbaseError, within the timeout), the good keys get their results,
+    and the Connection works. BAD comes last: if the node closes after its
+    reply, the good keys were answered before."""
+    read = conn.get if call == "get" else conn.exists
     cluster.mangle(BAD, **mangle)
     try:
-        outcome, seconds = _call(lambda: conn.get([*GOOD, BAD]))
+        outcome, seconds = _call(lambda: read([*GOOD, BAD]))
     finally:
         cluster.mangle(BAD, count=0)
 
     def good_results(results):
-        assert results == GOOD
+        assert results == {k: _answer(call, k) for k in GOOD}
     error = _bad_key_failed(outcome, seconds, good_results)
-    assert conn.get([BAD, *GOOD]) == [VALUE, *GOOD.values()]
-    return error
-
-
-def _check_mangled_exists(conn, cluster, **mangle):
-    """The same for an exists of BAD among the good keys (GET_META)."""
-    cluster.mangle(BAD, **mangle)
-    try:
-        outcome, seconds = _call(lambda: conn.exists([*GOOD, BAD]))
-    finally:
-        cluster.mangle(BAD, count=0)
-
-    def good_results(results):
-        assert results == dict.fromkeys(GOOD, True)
-    error = _bad_key_failed(outcome, seconds, good_results)
-    assert error.operation == "exists"
-    assert conn.exists([BAD, *GOOD]) == dict.fromkeys([BAD, *GOOD], True)
+    assert error.operation == call
+    results = read([BAD, *GOOD])
+    assert list(results.values() if call == "exists" else results) == [_answer(call, k) for k in [BAD, *GOOD]]
     return error
 
 
@@ -244,17 +236,17 @@ def test_a_mangled_get_reply_is_an_error_for_its_key_only(conn, cluster, mangle)
 @settings(max_examples=40, deadline=None)
 @given(mangle=_wrong_replies(OP_GET_META))
 def test_a_mangled_exists_reply_is_an_error_for_its_key_only(conn, cluster, mangle):
-    _check_mangled_exists(conn, cluster, **mangle)
+    _check_mangled(conn, cluster, "exists", **mangle)
 
 
 @pytest.mark.parametrize("n", [0, 4, 12, META_EXTLEN - 1])
 def test_truncated_metadata_is_a_protocol_error(conn, cluster, n):
     # GET_META's extras cut short (the header agreeing with the bytes sent):
     # nothing is read past them, the key fails, the connection carries on
-    error = _check_mangled_exists(conn, cluster, extlen=n, body=_meta()[:n])
+    error = _check_mangled(conn, cluster, "exists", extlen=n, body=_meta()[:n])
     assert isinstance(error, ProtocolError) and error.key == BAD
     # the header announcing more than the node sends: the same
-    assert isinstance(_check_mangled_exists(conn, cluster, body=_meta()[:n]), ProtocolError)
+    assert isinstance(_check_mangled(conn, cluster, "exists", body=_meta()[:n]), ProtocolError)
 
 
 @pytest.mark.parametrize("deleted", [1, 0x100, 0x80000000])
@@ -279,7 +271,7 @@ def test_exists_skips_framing_extras_at_the_one_byte_boundary(conn, cluster, fra
         finally:
             cluster.mangle(BAD, count=0)
     # the framing extras end before the metadata does: it overruns the body
-    error = _check_mangled_exists(conn, cluster, magic=0x18, keylen=framing << 8,
+    error = _check_mangled(conn, cluster, "exists", magic=0x18, keylen=framing << 8,
                                   body=bytes(framing) + _meta()[:-1])
     assert isinstance(error, ProtocolError)
 
